@@ -1,0 +1,85 @@
+"""Bytes to events and back: the one place where `ValidationError` becomes our `DecodeError`."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from schemas.errors import DecodeError
+from schemas.events import AnyPersonEvent, MessagingEvent, OptOutList
+
+_MESSAGING: TypeAdapter[MessagingEvent] = TypeAdapter(MessagingEvent)
+_PERSON: TypeAdapter[AnyPersonEvent] = TypeAdapter(AnyPersonEvent)
+_OPT_OUT_LIST: TypeAdapter[OptOutList] = TypeAdapter(OptOutList)
+
+MAX_EVENT_BYTES = 64 * 1024
+
+T = TypeVar("T")
+
+
+def decode_messaging_event(data: bytes | str, *, region: str) -> MessagingEvent:
+    """Decode a value of `sms-messaging-events`; national numbers are read in `region`."""
+    return _decode(_MESSAGING, data, {"region": region})
+
+
+def decode_person_event(data: bytes | str) -> AnyPersonEvent:
+    """Decode a value of `sms-person-events` (numbers there are already E.164)."""
+    return _decode(_PERSON, data, None)
+
+
+def decode_opt_out_list(data: bytes | str) -> OptOutList:
+    """Decode a value of `sms-opt-outs`."""
+    return _decode(_OPT_OUT_LIST, data, None)
+
+
+def encode(model: BaseModel) -> bytes:
+    """The JSON bytes of an event or list, as they go on a topic."""
+    return model.model_dump_json().encode()
+
+
+def _decode(adapter: TypeAdapter[T], data: bytes | str, context: dict[str, str] | None) -> T:
+    if len(data) > MAX_EVENT_BYTES:
+        raise DecodeError(f"value of {len(data)} bytes is over the {MAX_EVENT_BYTES}-byte limit")
+    try:
+        return adapter.validate_json(data, context=context)
+    except ValidationError as exc:
+        raise _decode_error(exc, data) from exc
+
+
+def _decode_error(exc: ValidationError, data: bytes | str) -> DecodeError:
+    error = exc.errors(include_url=False)[0]
+    loc = [str(part) for part in error["loc"]]
+    event_type = _event_type(data)
+    if error["type"] == "json_invalid":
+        return DecodeError(f"not JSON: {error['msg']}")
+    if error["type"] == "union_tag_not_found":
+        return DecodeError("no 'type' field: cannot tell which event this is")
+    if error["type"] == "union_tag_invalid":
+        return DecodeError(f"unknown event type {event_type!r}", event_type=event_type)
+    # For a tagged union the first location is the tag itself; the rest is the field path.
+    field = ".".join(loc[1:]) if loc and loc[0] == event_type else ".".join(loc)
+    if error["type"] == "missing":
+        return DecodeError(f"{event_type}: field {field!r} is missing", event_type=event_type, field=field)
+    message = error["msg"].removeprefix("Value error, ")
+    value = _shorten(error.get("input"))
+    if not field:
+        return DecodeError(f"value {value}: {message}", event_type=event_type)
+    return DecodeError(
+        f"{event_type}: field {field!r} = {value}: {message}", event_type=event_type, field=field
+    )
+
+
+def _event_type(data: bytes | str) -> str | None:
+    try:
+        value = json.loads(data)
+    except ValueError:
+        return None
+    kind = value.get("type") if isinstance(value, dict) else None
+    return kind if isinstance(kind, str) else None
+
+
+def _shorten(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."

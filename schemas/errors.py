@@ -1,0 +1,25 @@
+"""The one exception root of the service, and the errors that carry what a person needs to act."""
+
+from __future__ import annotations
+
+
+class OptOutsError(Exception):
+    """Root of every error this service raises on purpose."""
+
+
+class InvalidNumber(OptOutsError, ValueError):
+    """A phone or sender value that cannot be normalised; it is rejected, never guessed."""
+
+    def __init__(self, value: str, reason: str) -> None:
+        super().__init__(f"{value!r} {reason}")
+        self.value = value
+        self.reason = reason
+
+
+class DecodeError(OptOutsError):
+    """Bytes that are not a valid event: names the event type, the field and the value at fault."""
+
+    def __init__(self, message: str, *, event_type: str | None = None, field: str | None = None) -> None:
+        super().__init__(message)
+        self.event_type = event_type
+        self.field = field

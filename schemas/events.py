@@ -1,0 +1,177 @@
+"""The events of the contract: frozen, strict pydantic models, one discriminated union per topic.
+
+Every event names the person's number `phone` and our Twilio number `sender`, whichever way the
+message went. Numbers are normalised while validating, so every decoded event holds the one form
+a phone or sender has everywhere (see `schemas.phones`).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+)
+
+from schemas.phones import normalise_phone, normalise_sender
+
+SCHEMA_VERSION: Literal[1] = 1
+
+
+def _region(info: ValidationInfo) -> str | None:
+    # Without a region in the validation context only E.164 parses: a national number is never
+    # read with a guessed country.
+    context = info.context or {}
+    region: str | None = context.get("region")
+    return region
+
+
+def _phone(value: str, info: ValidationInfo) -> str:
+    return normalise_phone(value, _region(info))
+
+
+def _sender(value: str, info: ValidationInfo) -> str:
+    return normalise_sender(value, _region(info))
+
+
+def _utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+Phone = Annotated[str, StringConstraints(max_length=64), AfterValidator(_phone)]
+Sender = Annotated[str, StringConstraints(max_length=64), AfterValidator(_sender)]
+Timestamp = Annotated[AwareDatetime, AfterValidator(_utc)]
+Identifier = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^\S+$")]
+PersonId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^\s/]+$")]
+Sid = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^\S+$")]
+OptOutType = Literal["STOP", "START", "HELP"]
+
+
+class Event(BaseModel):
+    """What every event carries."""
+
+    model_config = ConfigDict(frozen=True, strict=True, extra="ignore")
+
+    type: str  # each event narrows it to its own literal name; declared here so it comes first
+    event_id: Identifier
+    schema_version: Literal[1] = SCHEMA_VERSION
+    occurred_at: Timestamp
+
+
+# ---- sms-messaging-events, keyed by phone ------------------------------------------------------
+
+
+class MessageSent(Event):
+    """We sent an SMS from `sender` to `person_id` at `phone`: the person is a recipient of it."""
+
+    type: Literal["message.sent"] = "message.sent"
+    person_id: PersonId
+    phone: Phone
+    sender: Sender
+    message_sid: Sid
+    messaging_service_sid: Sid | None = None
+
+
+class MessageReceived(Event):
+    """Someone at `phone` texted `body` to our `sender` (Twilio's inbound-message webhook)."""
+
+    type: Literal["message.received"] = "message.received"
+    phone: Phone
+    sender: Sender
+    body: Annotated[str, StringConstraints(max_length=4096)]
+    message_sid: Sid
+    account_sid: Sid
+    messaging_service_sid: Sid | None = None
+    opt_out_type: OptOutType | None = None
+
+
+class MessageBlocked(Event):
+    """Twilio refused a send to `person_id` at `phone` with 21610: they unsubscribed from `sender`."""
+
+    type: Literal["message.blocked"] = "message.blocked"
+    person_id: PersonId
+    phone: Phone
+    sender: Sender
+    message_sid: Sid | None = None
+    error_code: Literal[21610] = 21610
+    messaging_service_sid: Sid | None = None
+
+
+MessagingEvent = Annotated[MessageSent | MessageReceived | MessageBlocked, Field(discriminator="type")]
+
+
+# ---- sms-person-events, keyed by person: the audit log --------------------------------------------
+
+RecordedCause = Literal["keyword", "send_blocked"]
+
+
+class PersonEvent(Event):
+    """A change to one person's list; `source_event_id` is the event that caused it."""
+
+    person_id: PersonId
+    sender: Sender
+    phone: Phone
+    source_event_id: Identifier
+    keyword: Annotated[str, StringConstraints(max_length=64)] | None = None
+    messaging_service_sid: Sid | None = None
+
+
+class OptOutRecorded(PersonEvent):
+    """The person opted out of `sender` at `phone`: by a keyword, or Twilio blocked a send (21610)."""
+
+    type: Literal["opt_out.recorded"] = "opt_out.recorded"
+    cause: RecordedCause
+
+
+class OptOutCleared(PersonEvent):
+    """Someone at `phone` texted an opt-in keyword to `sender`: the entry goes."""
+
+    type: Literal["opt_out.cleared"] = "opt_out.cleared"
+    cause: Literal["opt_in_keyword"] = "opt_in_keyword"
+
+
+class OptOutOverridden(PersonEvent):
+    """An operator removed the entry from our list (not from Twilio), saying who and why."""
+
+    type: Literal["opt_out.overridden"] = "opt_out.overridden"
+    cause: Literal["override"] = "override"
+    actor: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
+
+
+AnyPersonEvent = Annotated[
+    OptOutRecorded | OptOutCleared | OptOutOverridden, Field(discriminator="type")
+]
+
+
+# ---- sms-opt-outs, keyed by person, compacted: the current list -----------------------------------
+
+
+class OptOutEntry(BaseModel):
+    """One sender on a person's list, with when and why it got there."""
+
+    model_config = ConfigDict(frozen=True, strict=True, extra="ignore")
+
+    sender: Sender
+    phone: Phone
+    since: Timestamp
+    cause: RecordedCause
+    keyword: str | None
+    messaging_service_sid: Sid | None
+
+
+class OptOutList(BaseModel):
+    """A person's whole current list: the value of `sms-opt-outs`."""
+
+    model_config = ConfigDict(frozen=True, strict=True, extra="ignore")
+
+    person_id: PersonId
+    opt_outs: tuple[OptOutEntry, ...]
+    updated_at: Timestamp | None

@@ -1,0 +1,41 @@
+"""Normalising numbers at the edge: person phones to E.164; senders to E.164, or kept as given when
+they are short codes or alphanumeric sender IDs."""
+
+from __future__ import annotations
+
+import re
+
+import phonenumbers
+
+from schemas.errors import InvalidNumber
+
+# Short codes are 3 to 8 digits depending on the country (5-6 in the US); alphanumeric sender IDs
+# are up to 11 letters, digits and spaces with at least one letter (Twilio's rules).
+_SHORT_CODE = re.compile(r"[0-9]{3,8}")
+_ALPHANUMERIC_ID = re.compile(r"(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}")
+
+
+def normalise_phone(value: str, region: str | None) -> str:
+    """Return `value` in E.164, reading a national number in `region` (with no region, only
+    international numbers parse); raise InvalidNumber otherwise."""
+    text = value.strip()
+    if not text:
+        raise InvalidNumber(value, "is empty, not a phone number")
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException as exc:
+        raise InvalidNumber(value, f"is not a phone number ({exc._msg})") from exc
+    # "Possible" (a plausible length for the country) rather than "valid" (in a known range): a
+    # newly allocated range missing from the metadata must not make us drop a STOP.
+    if not phonenumbers.is_possible_number(number):
+        raise InvalidNumber(value, f"is not a possible phone number (region {region})")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalise_sender(value: str, region: str | None) -> str:
+    """Return a sender as the one key it has everywhere: E.164 for numbers, else the short code or
+    alphanumeric ID as given (trimmed)."""
+    text = value.strip()
+    if _SHORT_CODE.fullmatch(text) or _ALPHANUMERIC_ID.fullmatch(text):
+        return text
+    return normalise_phone(text, region)
