@@ -73,9 +73,7 @@ def derived_event_id(source_event_id: str, person_id: str) -> str:
     return str(uuid.uuid5(_DERIVED_IDS, f"{source_event_id}\x1f{person_id}"))
 
 
-def resolve(
-    contacts: Contacts, event: MessagingEvent, keywords: Keywords = DEFAULT_KEYWORDS
-) -> Resolution:
+def resolve(contacts: Contacts, event: MessagingEvent, keywords: Keywords = DEFAULT_KEYWORDS) -> Resolution:
     """Fold one messaging event of this phone into its contacts."""
     if event.event_id in contacts.applied:
         persons = contacts.applied[event.event_id]
@@ -139,9 +137,7 @@ def _blocked(event: MessageBlocked, contacts: Contacts, keywords: Keywords) -> R
     return Resolution(changed, _emit(event, (event.person_id,), keywords))
 
 
-def _emit(
-    event: MessagingEvent, persons: tuple[str, ...], keywords: Keywords
-) -> tuple[PersonEvent, ...]:
+def _emit(event: MessagingEvent, persons: tuple[str, ...], keywords: Keywords) -> tuple[PersonEvent, ...]:
     if isinstance(event, MessageBlocked):
         return tuple(
             OptOutRecorded(

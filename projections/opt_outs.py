@@ -60,7 +60,9 @@ class PersonOptOuts:
         """The state stored as `to_json` wrote it; the list itself is rebuilt from the history."""
         if not data:
             return cls(person_id)
-        rebuilt = project_all(_HISTORY.validate_python(data["history"]), person_id=person_id)
+        # Lax, not strict: the stored form is JSON (timestamps as strings) that we wrote ourselves.
+        history = _HISTORY.validate_python(data["history"], strict=False)
+        rebuilt = project_all(history, person_id=person_id)
         return replace(rebuilt, seen=frozenset(data["seen"]))
 
 
@@ -122,6 +124,4 @@ def _removed(event: OptOutCleared | OptOutOverridden, state: PersonOptOuts) -> P
 def _changed(
     state: PersonOptOuts, event: AnyPersonEvent, entries: Mapping[EntryKey, OptOutEntry]
 ) -> PersonOptOuts:
-    return replace(
-        state, entries=entries, history=(*state.history, event), updated_at=event.occurred_at
-    )
+    return replace(state, entries=entries, history=(*state.history, event), updated_at=event.occurred_at)

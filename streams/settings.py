@@ -1,0 +1,58 @@
+"""The one settings object: read from `OPTOUTS_*` environment variables once, then passed around."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from projections.keywords import DEFAULT_KEYWORDS, Keywords
+
+KeywordList = Annotated[tuple[str, ...], NoDecode]
+
+
+class Settings(BaseSettings):
+    """Every setting of the service; the README lists them with their defaults."""
+
+    model_config = SettingsConfigDict(env_prefix="OPTOUTS_", frozen=True, extra="ignore")
+
+    kafka_brokers: str | None = Field(
+        None, description="Comma-separated host:port list; unset: start the embedded broker."
+    )
+    web_host: str = Field("127.0.0.1", description="Interface the HTTP API binds to.")
+    web_port: int = Field(6066, ge=1, le=65535)
+    data_dir: Path = Field(Path("data"), description="Where the RocksDB tables live.")
+    default_region: str = Field("US", min_length=2, max_length=2, description="Region for national numbers.")
+    twilio_auth_token: SecretStr | None = None
+    public_base_url: str | None = Field(None, description="The public URL Twilio calls (signatures).")
+    opt_out_keywords: KeywordList = Field((), description="Custom opt-out keywords, comma-separated.")
+    opt_in_keywords: KeywordList = Field((), description="Custom opt-in keywords, comma-separated.")
+    app_id: str = Field("sms-optouts", description="Faust app id: consumer group and table prefix.")
+    partitions: int = Field(4, ge=1, description="Partitions of every topic created.")
+    replication_factor: int = Field(1, ge=1)
+    session_timeout: float = Field(10.0, gt=0, description="Consumer session timeout, seconds.")
+    rebalance_timeout: float = Field(10.0, gt=0, description="Consumer rebalance timeout, seconds.")
+    log_level: str = "info"
+
+    @field_validator("opt_out_keywords", "opt_in_keywords", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(word.strip() for word in value.split(",") if word.strip())
+        return value
+
+    @field_validator("default_region")
+    @classmethod
+    def _upper_region(cls, value: str) -> str:
+        return value.upper()
+
+    @property
+    def brokers(self) -> list[str]:
+        """The configured bootstrap servers (empty when the embedded broker is to be started)."""
+        return [b.strip() for b in (self.kafka_brokers or "").split(",") if b.strip()]
+
+    @property
+    def keywords(self) -> Keywords:
+        return DEFAULT_KEYWORDS.with_custom(self.opt_out_keywords, self.opt_in_keywords)
