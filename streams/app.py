@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import faust
 
+from streams.recovery import LogEndTableManager
 from streams.settings import Settings
 
 
@@ -20,6 +21,8 @@ def create_app(settings: Settings) -> faust.App:
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
         consumer_auto_offset_reset="earliest",
+        # Recover tables to the changelogs' real end: brokers' high watermarks are not trusted.
+        TableManager=LogEndTableManager,
         broker_session_timeout=settings.session_timeout,
         broker_rebalance_timeout=settings.rebalance_timeout,
         broker_heartbeat_interval=min(3.0, settings.session_timeout / 3),

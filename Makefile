@@ -1,0 +1,41 @@
+# Two commands for a new user: `make run` and `make test`. Both create .venv on first use.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: run test test-unit test-integration lint format constraints clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11 or newer is needed")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)  ## start the service (with an embedded broker unless OPTOUTS_KAFKA_BROKERS is set)
+	$(BIN)/optouts run
+
+test: $(STAMP)  ## the whole suite (starts its own broker unless OPTOUTS_KAFKA_BROKERS is set)
+	$(BIN)/python -m pytest
+
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest tests/unit tests/agents
+
+test-integration: $(STAMP)
+	$(BIN)/python -m pytest tests/integration
+
+lint: $(STAMP)
+	$(BIN)/ruff check schemas projections streams tests
+	$(BIN)/ruff format --check schemas projections streams tests
+	$(BIN)/mypy schemas projections
+
+format: $(STAMP)
+	$(BIN)/ruff format schemas projections streams tests
+	$(BIN)/ruff check --fix schemas projections streams tests
+
+constraints: $(STAMP)  ## re-pin constraints.txt from what is installed
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^sms-optouts' > constraints.txt
+
+clean:
+	rm -rf $(VENV) data test-output .pytest_cache .mypy_cache .ruff_cache

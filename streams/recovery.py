@@ -1,0 +1,76 @@
+"""Table recovery that reads changelogs to their real end, not to the broker's reported high watermark.
+
+Faust restores a table by reading its changelog up to the high watermark (ListOffsets "latest") and
+refuses to start when the local store is past it (ConsistencyError, faust-streaming/faust#158). Some
+brokers answer less than the log end: Tansu answers the last write batch's base offset + 1, so a
+restart on a good data dir crashed, and a table recovered into an empty one missed the tail of the
+last batch. Here the ends are found by reading: from the reported end until a fetch returns nothing.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from faust.tables import TableManager
+from faust.tables.recovery import Recovery
+from faust.types import TP
+
+_ROUNDS = 50  # fetch rounds at most; each ends as soon as the fetch returns
+
+
+async def log_end_offsets(bootstrap_servers: list[str], reported: Mapping[TP, int | None]) -> dict[TP, int]:
+    """The offset after the last record of each partition, read rather than asked for."""
+    ends = {tp: offset or 0 for tp, offset in reported.items()}
+    if not ends:
+        return ends
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers, enable_auto_commit=False, fetch_max_wait_ms=100
+    )
+    await consumer.start()
+    try:
+        partitions = {TopicPartition(tp.topic, tp.partition): tp for tp in ends}
+        consumer.assign(list(partitions))
+        for partition, tp in partitions.items():
+            consumer.seek(partition, ends[tp])
+        for _ in range(_ROUNDS):
+            batch = await consumer.getmany(timeout_ms=300)
+            if not batch:
+                break
+            for partition, records in batch.items():
+                if records:
+                    tp = partitions[partition]
+                    ends[tp] = max(ends[tp], records[-1].offset + 1)
+        return ends
+    finally:
+        await consumer.stop()
+
+
+class LogEndRecovery(Recovery):
+    async def _build_highwaters(
+        self, consumer: Any, tps: set[TP], destination: Counter[TP], title: str
+    ) -> None:
+        reported = await consumer.highwaters(*tps)
+        servers = [f"{url.host}:{url.port or 9092}" for url in self.app.conf.broker]
+        ends = await log_end_offsets(servers, reported)
+        # Faust keeps "highwater" as the last offset, not the end (see its own FIXME).
+        highwaters = {tp: end - 1 for tp, end in ends.items()}
+        self.log.info(
+            "Highwater for %s changelog partitions (read to the log end):\n%s",
+            title,
+            self._highwater_logtable(highwaters, title=title),
+        )
+        destination.clear()
+        destination.update(highwaters)
+
+
+class LogEndTableManager(TableManager):
+    """Faust's table manager with `LogEndRecovery`; selected by the app's `TableManager` setting."""
+
+    @property
+    def recovery(self) -> Recovery:
+        if self._recovery is None:
+            self._recovery = LogEndRecovery(self.app, self, beacon=self.beacon, loop=self.loop)
+        return self._recovery

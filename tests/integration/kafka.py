@@ -1,0 +1,55 @@
+"""Publishing to and reading from the real broker in tests."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+
+def publish(brokers: str, topic: str, records: Iterable[tuple[str, Any]]) -> None:
+    """Send (key, value) records in order and wait for acks=all; dict values are sent as JSON."""
+
+    async def send() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=brokers, acks="all")
+        await producer.start()
+        try:
+            for key, value in records:
+                raw = json.dumps(value).encode() if isinstance(value, dict) else value
+                await producer.send_and_wait(topic, raw, key=key.encode())
+        finally:
+            await producer.stop()
+
+    asyncio.run(send())
+
+
+def latest_values(brokers: str, topic: str, keys: set[str], idle_seconds: float = 2.0) -> dict[str, Any]:
+    """The latest JSON value per key among `keys`, reading `topic` from the start until nothing new
+    arrives for `idle_seconds` (the broker's high watermark is not trusted to mark the end)."""
+
+    async def read() -> dict[str, Any]:
+        consumer = AIOKafkaConsumer(bootstrap_servers=brokers, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            partitions = consumer.partitions_for_topic(topic) or set()
+            tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            latest: dict[str, Any] = {}
+            idle = 0.0
+            while idle < idle_seconds:
+                batch = await consumer.getmany(timeout_ms=250)
+                records = [record for records in batch.values() for record in records]
+                idle = idle + 0.25 if not records else 0.0
+                for record in records:
+                    key = record.key.decode() if record.key else ""
+                    if key in keys:
+                        latest[key] = json.loads(record.value)
+            return latest
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(read())

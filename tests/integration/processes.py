@@ -1,0 +1,113 @@
+"""Real worker processes for integration tests, each stopped by PID."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from streams.broker import free_port
+
+# A consumer-group join waits for the rebalance timeout on Tansu: keep it short in tests.
+TEST_TIMEOUTS = {"OPTOUTS_SESSION_TIMEOUT": "6", "OPTOUTS_REBALANCE_TIMEOUT": "6"}
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def worker_env(brokers: str | None, data_dir: Path, app_id: str, port: int, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPTOUTS_")}
+    env.update(TEST_TIMEOUTS)
+    env.update(
+        OPTOUTS_DATA_DIR=str(data_dir),
+        OPTOUTS_APP_ID=app_id,
+        OPTOUTS_WEB_PORT=str(port),
+        OPTOUTS_WEB_HOST="127.0.0.1",
+        PYTHONPATH=str(ROOT),
+        **extra,
+    )
+    if brokers:
+        env["OPTOUTS_KAFKA_BROKERS"] = brokers
+    return env
+
+
+class ServiceProcess:
+    """`python -m streams <command>` with its own settings; `stop()` ends it by PID."""
+
+    def __init__(self, command: str, env: dict[str, str], log_path: Path) -> None:
+        self.command = command
+        self.env = env
+        self.log_path = log_path
+        self.port = int(env["OPTOUTS_WEB_PORT"])
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, ready_timeout: float = 90.0) -> ServiceProcess:
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "streams", self.command],
+                env=self.env,
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + ready_timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"{self.command} exited with {self.process.returncode}: see {self.log_path}"
+                )
+            status, _ = http_json("GET", f"{self.url}/ready")
+            if status == 200:
+                return self
+            time.sleep(0.25)
+        self.stop()
+        raise RuntimeError(f"{self.command} not ready within {ready_timeout:.0f} s: see {self.log_path}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int | None:
+        process, self.process = self.process, None
+        if process is None:
+            return None
+        if process.poll() is None:
+            process.send_signal(sig)
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        return process.returncode
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+
+def new_worker(brokers: str, tmp: Path, app_id: str, log_path: Path, **extra: str) -> ServiceProcess:
+    env = worker_env(brokers, tmp, app_id, free_port(), **extra)
+    return ServiceProcess("worker", env, log_path)
+
+
+def http_json(method: str, url: str, body: Any = None, timeout: float = 10.0) -> tuple[int, Any]:
+    """(status, decoded JSON or text); (0, None) when nothing answers."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(
+        url, data=data, method=method, headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, _decode(response.read(), response.headers.get_content_type())
+    except urllib.error.HTTPError as error:
+        return error.code, _decode(error.read(), error.headers.get_content_type())
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return 0, None
+
+
+def _decode(body: bytes, content_type: str) -> Any:
+    return json.loads(body) if content_type == "application/json" else body.decode()

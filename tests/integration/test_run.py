@@ -1,0 +1,93 @@
+"""`optouts run` (what `make run` starts): the embedded default and a configured cluster."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from streams.broker import free_port
+from tests.factories import received, sent, unique, unique_phone
+from tests.integration.kafka import publish
+from tests.integration.processes import ROOT, http_json, worker_env
+from tests.integration.test_pipeline import SENDER, eventually
+
+pytestmark = pytest.mark.integration
+
+
+def start_run(env: dict[str, str], log_path: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """Start `python -m streams run`; return the process and its banner once it says it is ready."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streams", "run"],
+        env=env,
+        cwd=ROOT,
+        stdout=log_path.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        text = log_path.read_text(errors="replace")
+        if "sms-optouts is ready" in text:
+            return process, text
+        assert process.poll() is None, f"run exited with {process.returncode}: see {log_path}"
+        time.sleep(0.2)
+    process.kill()
+    raise AssertionError(f"run printed no banner in 90 s: see {log_path}")
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_run_without_brokers_starts_an_embedded_broker_and_ctrl_c_stops_both(
+    tmp_path: Path, output_dir: Path
+) -> None:
+    port = free_port()
+    env = worker_env(None, tmp_path, unique("optouts-run"), port)
+    process, banner = start_run(env, output_dir / "run-embedded.log")
+    try:
+        brokers = re.search(r"Kafka brokers\s+(\S+)", banner).group(1)  # type: ignore[union-attr]
+        broker_pid = int(re.search(r"embedded Tansu, pid (\d+)", banner).group(1))  # type: ignore[union-attr]
+        assert f"http://127.0.0.1:{port}/people/{{person_id}}/sms-opt-outs" in banner
+        assert f"http://127.0.0.1:{port}/metrics" in banner
+
+        person, phone = unique("person"), unique_phone()
+        publish(
+            brokers,
+            "sms-messaging-events",
+            [(phone, sent(person, phone, SENDER)), (phone, received(phone, SENDER, "STOP"))],
+        )
+        eventually(
+            lambda: http_json("GET", f"http://127.0.0.1:{port}/people/{person}/sms-opt-outs")[1]["opt_outs"]
+        )
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(30) == 0
+    eventually(lambda: not alive(broker_pid), timeout=10)
+
+
+def test_run_with_brokers_configured_uses_them_and_starts_no_broker(
+    kafka_brokers: str, tmp_path: Path, output_dir: Path
+) -> None:
+    env = worker_env(kafka_brokers, tmp_path, unique("optouts-run"), free_port())
+    process, banner = start_run(env, output_dir / "run-configured.log")
+    try:
+        assert re.search(rf"Kafka brokers\s+{re.escape(kafka_brokers)}\n", banner)
+        assert "embedded" not in banner
+        children = subprocess.run(
+            ["pgrep", "-P", str(process.pid)], capture_output=True, text=True
+        ).stdout.split()
+        assert children == []
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(30) == 0
