@@ -5,14 +5,34 @@ from __future__ import annotations
 
 import signal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.factories import received, sent, unique, unique_phone
-from tests.integration.processes import new_worker
+from tests.integration.processes import ServiceProcess, new_worker
 from tests.integration.test_pipeline import OTHER_SENDER, SENDER, eventually, history, publish_events, senders
 
 pytestmark = pytest.mark.integration
+
+
+def assert_kept_and_not_applied_twice(
+    worker: ServiceProcess, brokers: str, stop: dict[str, Any], stays: str, leaves: str
+) -> None:
+    assert senders(worker, stays) == {SENDER}
+    assert senders(worker, leaves) == set()
+    # The first STOP delivered again (same event id), then a marker on the same phone: a phone's
+    # events are folded in order, so once the marker shows, the repeat was folded too.
+    phone, marker = stop["phone"], unique("marker")
+    publish_events(brokers, stop, sent(marker, phone, OTHER_SENDER), received(phone, OTHER_SENDER, "STOP"))
+    eventually(lambda: senders(worker, marker) == {OTHER_SENDER})
+    changes = history(worker, stays)
+    assert [change["type"] for change in changes] == [
+        "opt_out.recorded",
+        "opt_out.cleared",
+        "opt_out.recorded",
+    ]
+    assert changes[0]["source_event_id"] == stop["event_id"]
 
 
 def test_a_restarted_worker_keeps_the_lists_and_applies_no_event_twice(
@@ -36,27 +56,12 @@ def test_a_restarted_worker_keeps_the_lists_and_applies_no_event_twice(
 
     for how in (signal.SIGTERM, signal.SIGKILL):
         worker = new_worker(kafka_brokers, tmp_path, app_id, log).start()
-        assert senders(worker, stays) == {SENDER}
-        # The first STOP delivered again (same event id), then a marker on the same phone: the
-        # phone's events are folded in order, so once the marker shows, the repeat was folded too.
-        marker = unique("marker")
-        publish_events(
-            kafka_brokers, stop, sent(marker, phone, OTHER_SENDER), received(phone, OTHER_SENDER, "STOP")
-        )
-        eventually(lambda: senders(worker, marker) == {OTHER_SENDER})
-        assert [change["source_event_id"] for change in history(worker, stays)][0] == stop["event_id"]
-        assert len(history(worker, stays)) == 3
-        assert senders(worker, leaves) == set()
+        assert_kept_and_not_applied_twice(worker, kafka_brokers, stop, stays, leaves)
         worker.stop(how)
 
     # A lost disk: the tables come back from their changelogs, read to the log's real end.
     worker = new_worker(kafka_brokers, tmp_path / "empty", app_id, log).start()
     try:
-        assert senders(worker, stays) == {SENDER}
-        assert len(history(worker, stays)) == 3
-        publish_events(kafka_brokers, stop, sent(marker := unique("marker"), phone, OTHER_SENDER))
-        publish_events(kafka_brokers, received(phone, OTHER_SENDER, "STOP"))
-        eventually(lambda: senders(worker, marker) == {OTHER_SENDER})
-        assert len(history(worker, stays)) == 3
+        assert_kept_and_not_applied_twice(worker, kafka_brokers, stop, stays, leaves)
     finally:
         worker.stop()
