@@ -40,8 +40,9 @@ def encode(model: BaseModel) -> bytes:
 
 
 def _decode(adapter: TypeAdapter[T], data: bytes | str, context: dict[str, str] | None) -> T:
-    if len(data) > MAX_EVENT_BYTES:
-        raise DecodeError(f"value of {len(data)} bytes is over the {MAX_EVENT_BYTES}-byte limit")
+    size = len(data) if isinstance(data, bytes) else len(data.encode())
+    if size > MAX_EVENT_BYTES:
+        raise DecodeError(f"value of {size} bytes is over the {MAX_EVENT_BYTES}-byte limit")
     try:
         return adapter.validate_json(data, context=context)
     except ValidationError as exc:

@@ -1,0 +1,138 @@
+"""The agents' bodies, driven through Faust's `test_context` with an in-memory table store; what they
+send goes to the suite's real broker and is read back from there."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from schemas.codec import encode
+from schemas.events import OptOutRecorded
+from streams.settings import Settings
+from streams.topics import OPT_OUTS, PERSON_EVENTS
+from streams.worker import Service, build_service
+from tests.factories import received, sent, unique, unique_phone
+from tests.integration.kafka import latest_values
+
+pytestmark = pytest.mark.integration
+SENDER = "+14155550100"
+
+Scenario = Callable[[Service, Any], Awaitable[None]]  # (service, Faust's agent test wrapper)
+
+
+def run_agent(brokers: str, data_dir: Path, agent_name: str, scenario: Scenario) -> Service:
+    """The service on `brokers` with a memory store, `scenario` run inside the agent's test context."""
+    service = build_service(
+        Settings(kafka_brokers=brokers, data_dir=data_dir, app_id=unique("optouts-agent"))
+    )
+    service.app.conf.store = "memory://"
+
+    async def main() -> None:
+        service.app.finalize()
+        service.app.flow_control.resume()
+        async with service.app.agents[agent_name].test_context() as agent:
+            await scenario(service, agent)
+        if service.app.producer.started:  # started by the first send, if any
+            await service.app.producer.flush()
+            await service.app.producer.stop()
+
+    asyncio.run(main())
+    return service
+
+
+def put(agent: Any, key: str, value: dict[str, Any] | bytes, *, folded: bool = True) -> Awaitable[Any]:
+    """Hand the agent one value; wait until it is folded unless it is one the agent skips (a test
+    context only wakes for values the agent yields)."""
+    raw = json.dumps(value).encode() if isinstance(value, dict) else value
+    return agent.put(raw, key=key.encode(), wait=folded)
+
+
+def metric(service: Service, name: str, **labels: str) -> float:
+    return service.metrics.registry.get_sample_value(name, labels) or 0.0
+
+
+def test_resolve_stores_the_recipient_and_emits_the_opt_out_for_the_person(
+    kafka_brokers: str, tmp_path: Path
+) -> None:
+    person, phone = unique("person"), unique_phone()
+    stop = received(phone, SENDER, "STOP")
+
+    async def scenario(service: Service, agent: Any) -> None:
+        await put(agent, phone, sent(person, phone, SENDER))
+        await put(agent, phone, stop)
+        contacts = service.tables.contacts.get(phone.encode())
+        assert contacts["recipients"] == {SENDER: [person]}
+        assert contacts["applied"] == {stop["event_id"]: [person]}
+
+    run_agent(kafka_brokers, tmp_path, "resolve", scenario)
+    emitted = latest_values(kafka_brokers, PERSON_EVENTS, {person})[person]
+    assert (emitted["type"], emitted["source_event_id"], emitted["keyword"]) == (
+        "opt_out.recorded",
+        stop["event_id"],
+        "STOP",
+    )
+
+
+def test_resolve_skips_and_counts_what_it_cannot_decode_then_goes_on(
+    kafka_brokers: str, tmp_path: Path
+) -> None:
+    person, phone = unique("person"), unique_phone()
+
+    async def scenario(service: Service, agent: Any) -> None:
+        await put(agent, phone, b"\xff not json", folded=False)
+        await put(agent, phone, {"type": "message.exploded", "event_id": "x"}, folded=False)
+        await put(agent, phone, sent(person, phone, SENDER))
+        assert service.tables.contacts.get(phone.encode())["recipients"] == {SENDER: [person]}
+
+    service = run_agent(kafka_brokers, tmp_path, "resolve", scenario)
+    assert metric(service, "optouts_decode_failures_total", topic="sms-messaging-events") == 2
+    assert metric(service, "optouts_events_folded_total", stage="resolve", type="message.sent") == 1
+
+
+def test_resolve_rekeys_an_event_keyed_by_another_form_of_the_phone(
+    kafka_brokers: str, tmp_path: Path
+) -> None:
+    person, phone = unique("person"), unique_phone()
+
+    async def scenario(service: Service, agent: Any) -> None:
+        await put(agent, "(415) 555-0123", sent(person, "(415) 555-0123", SENDER), folded=False)
+        await put(agent, phone, sent(person, phone, SENDER))  # folded after the one above
+        assert service.tables.contacts.get(b"+14155550123") is None  # not folded under the wrong key
+
+    service = run_agent(kafka_brokers, tmp_path, "resolve", scenario)
+    assert metric(service, "optouts_rekeyed_events_total", topic="sms-messaging-events") == 1
+
+
+def test_project_folds_the_person_log_and_publishes_the_whole_list(
+    kafka_brokers: str, tmp_path: Path
+) -> None:
+    person, phone = unique("person"), unique_phone()
+    recorded = OptOutRecorded(
+        event_id=unique("evt"),
+        occurred_at=datetime(2026, 11, 27, 9, 0, tzinfo=UTC),
+        person_id=person,
+        sender=SENDER,
+        phone=phone,
+        cause="keyword",
+        keyword="STOP",
+        source_event_id=unique("SM"),
+    )
+
+    async def scenario(service: Service, agent: Any) -> None:
+        await agent.put(encode(recorded), key=person.encode())
+        await agent.put(encode(recorded), key=person.encode())  # redelivered
+        stored = service.tables.opt_outs.get(person.encode())
+        assert [change["event_id"] for change in stored["history"]] == [recorded.event_id]
+
+    service = run_agent(kafka_brokers, tmp_path, "project", scenario)
+    assert metric(service, "optouts_duplicate_events_total", stage="project") == 1
+    published = latest_values(kafka_brokers, OPT_OUTS, {person})[person]
+    assert [(e["sender"], e["phone"], e["keyword"]) for e in published["opt_outs"]] == [
+        (SENDER, phone, "STOP")
+    ]
