@@ -19,11 +19,11 @@ run: $(STAMP)  ## start the service (with an embedded broker unless OPTOUTS_KAFK
 test: $(STAMP)  ## the whole suite (starts its own broker unless OPTOUTS_KAFKA_BROKERS is set)
 	$(BIN)/python -m pytest
 
-test-unit: $(STAMP)
-	$(BIN)/python -m pytest tests/unit tests/agents
+test-unit: $(STAMP)  ## the pure core only: no broker
+	$(BIN)/python -m pytest tests/unit
 
-test-integration: $(STAMP)
-	$(BIN)/python -m pytest tests/integration
+test-integration: $(STAMP)  ## agents and integration tests, on a broker
+	$(BIN)/python -m pytest tests/agents tests/integration
 
 lint: $(STAMP)
 	$(BIN)/ruff check schemas projections streams tests
