@@ -1,4 +1,5 @@
-"""`optouts`: the service's command line (run with the embedded default, run a worker, create topics)."""
+"""`optouts`: the service's command line. The service commands (run, worker, create-topics) live here;
+other groups of commands live in their own modules and register themselves through `add_commands`."""
 
 from __future__ import annotations
 
@@ -6,38 +7,56 @@ import argparse
 import asyncio
 import shutil
 import sys
+from collections.abc import Callable
 
 from streams.broker import EmbeddedBroker
 from streams.settings import Settings
 from streams.topics import create_topics
 from streams.worker import run_worker
 
+# A command handler gets the parsed arguments and the settings, and returns the exit status.
+Handler = Callable[[argparse.Namespace, Settings], int]
+CommandGroup = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
+
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="optouts", description="Event-sourced SMS opt-out lists.")
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add_commands in command_groups():
+        add_commands(commands)
+    args = parser.parse_args(argv)
+    handler: Handler = args.handler
+    sys.exit(handler(args, Settings()))
+
+
+def command_groups() -> list[CommandGroup]:
+    return [add_service_commands]
+
+
+def add_service_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     commands.add_parser(
         "run",
         help="start the worker and its HTTP API; with no OPTOUTS_KAFKA_BROKERS, an embedded broker first",
+    ).set_defaults(handler=lambda args, settings: run(settings))
+    commands.add_parser("worker", help="start a worker against OPTOUTS_KAFKA_BROKERS").set_defaults(
+        handler=lambda args, settings: run_worker(settings) or 0
     )
-    commands.add_parser("worker", help="start a worker against OPTOUTS_KAFKA_BROKERS")
-    commands.add_parser("create-topics", help="create the service's topics on OPTOUTS_KAFKA_BROKERS")
-    args = parser.parse_args(argv)
-    settings = Settings()
-    if args.command == "run":
-        run(settings)
-    elif args.command == "worker":
-        run_worker(settings)
-    elif args.command == "create-topics":
-        created = asyncio.run(create_topics(settings))
-        print("created: " + (", ".join(created) or "nothing, every topic exists"))
+    commands.add_parser(
+        "create-topics", help="create the service's topics on OPTOUTS_KAFKA_BROKERS"
+    ).set_defaults(handler=lambda args, settings: create_topics_command(settings))
 
 
-def run(settings: Settings) -> None:
+def create_topics_command(settings: Settings) -> int:
+    created = asyncio.run(create_topics(settings))
+    print("created: " + (", ".join(created) or "nothing, every topic exists"))
+    return 0
+
+
+def run(settings: Settings) -> int:
     """The embedded default: a broker of our own when none is configured, then the worker."""
     if settings.brokers:
         run_worker(settings, on_ready=lambda: announce(settings, None))
-        return
+        return 0
     # The embedded broker keeps its log in memory, so tables kept from an earlier run would
     # describe a log that no longer exists: its worker starts from an empty data dir.
     data_dir = settings.data_dir / "embedded"
@@ -51,6 +70,7 @@ def run(settings: Settings) -> None:
         pid = broker.pid
         broker.stop()
         print(f"stopped the embedded broker (pid {pid})", file=sys.stderr)
+    return 0
 
 
 def announce(settings: Settings, broker: EmbeddedBroker | None) -> None:
