@@ -23,3 +23,22 @@ class DecodeError(OptOutsError):
         super().__init__(message)
         self.event_type = event_type
         self.field = field
+
+
+class NotOnList(OptOutsError):
+    """An override named a sender that is not on the person's list: nothing is appended."""
+
+    def __init__(self, person_id: str, sender: str, phone: str | None) -> None:
+        at = f" at {phone}" if phone else ""
+        super().__init__(f"sender {sender}{at} is not on the SMS opt-out list of person {person_id!r}")
+
+
+class AmbiguousEntry(OptOutsError):
+    """An override named a sender listed for several of the person's phones without saying which."""
+
+    def __init__(self, person_id: str, sender: str, phones: list[str]) -> None:
+        super().__init__(
+            f"sender {sender} is on the list of person {person_id!r} for phones {', '.join(phones)}:"
+            " say which one in 'phone'"
+        )
+        self.phones = phones

@@ -34,6 +34,12 @@ class Settings(BaseSettings):
     replication_factor: int = Field(1, ge=1)
     session_timeout: float = Field(10.0, gt=0, description="Consumer session timeout, seconds.")
     rebalance_timeout: float = Field(10.0, gt=0, description="Consumer rebalance timeout, seconds.")
+    send_timeout: float = Field(
+        10.0, gt=0, description="Seconds a write waits for the brokers to acknowledge it."
+    )
+    override_wait: float = Field(
+        5.0, ge=0, description="Seconds an override waits for the list to show it before answering."
+    )
     log_level: str = "info"
 
     @field_validator("opt_out_keywords", "opt_in_keywords", mode="before")

@@ -1,50 +1,144 @@
-"""The read API on Faust's web server: lists, history, health, readiness and metrics.
+"""The JSON API on Faust's web server: lists, history, overrides, health, readiness and metrics.
 
-Views only parse the request, read the table and shape the answer; a person's list is read on the
-worker that owns the person's partition (Faust's table routing forwards the request there).
+Views parse the request, call the core and map domain errors to 4xx. A person's requests are served
+by the worker that owns the person's partition (`streams.routing`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
-from typing import Any
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
 import faust
+from aiohttp import web
 from faust.web import Request, Response, View
+from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 
 from projections.opt_outs import PersonOptOuts
-from schemas.events import PERSON_ID_PATTERN
+from projections.overrides import override
+from schemas.codec import encode
+from schemas.errors import AmbiguousEntry, InvalidNumber, NotOnList
+from schemas.events import PERSON_ID_PATTERN, OptOutOverridden
+from schemas.phones import normalise_phone, normalise_sender
 from streams.metrics import CONTENT_TYPE, Metrics
+from streams.routing import on_owner
+from streams.settings import Settings
 from streams.tables import Tables
+from streams.topics import Topics
 
 _PERSON_ID = re.compile(PERSON_ID_PATTERN)
+MAX_BODY_BYTES = 16 * 1024
 
 
-def register_views(app: faust.App, tables: Tables, metrics: Metrics) -> None:
-    def person(view: View, person_id: str) -> PersonOptOuts | Response:
-        if not _PERSON_ID.match(person_id):
-            return view.json(
-                {"error": f"person id {person_id[:140]!r} must be 1 to 128 characters, no '/' or spaces"},
-                status=422,
-            )
-        return PersonOptOuts.from_json(person_id, tables.opt_outs.get(person_id.encode()))
+class OverrideRequest(BaseModel):
+    """The body of an override: who removes the entry and why (and which phone, when it matters)."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    actor: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
+    phone: str | None = None
+
+
+class BadRequest(Exception):
+    def __init__(self, status: int, error: str, **details: Any) -> None:
+        super().__init__(error)
+        self.response = web.json_response({"error": error, **details}, status=status)
+
+
+def person_key(person_id: str) -> str:
+    if not _PERSON_ID.match(person_id):
+        raise BadRequest(422, f"person id {person_id[:140]!r} must be 1 to 128 characters, no '/' or spaces")
+    return person_id
+
+
+def load_person(tables: Tables, person_id: str) -> PersonOptOuts:
+    return PersonOptOuts.from_json(person_id, tables.opt_outs.get(person_id.encode()))
+
+
+def register_views(
+    app: faust.App, settings: Settings, topics: Topics, tables: Tables, metrics: Metrics
+) -> None:
+    async def for_person(request: Request, person_id: str, handle: Any) -> web.StreamResponse:
+        try:
+            person_key(person_id)
+            return await on_owner(app, tables.opt_outs, person_id, request, handle)
+        except BadRequest as bad:
+            return bad.response
 
     @app.page("/people/{person_id}/sms-opt-outs")
-    @app.table_route(table=tables.opt_outs, match_info="person_id")
     async def opt_outs(view: View, request: Request, person_id: str) -> Response:
-        state = person(view, person_id)
-        if isinstance(state, PersonOptOuts):
-            return view.json(state.as_list().model_dump(mode="json"))
-        return state
+        async def handle() -> web.Response:
+            return web.json_response(load_person(tables, person_id).as_list().model_dump(mode="json"))
+
+        return await for_person(request, person_id, handle)
 
     @app.page("/people/{person_id}/sms-opt-outs/history")
-    @app.table_route(table=tables.opt_outs, match_info="person_id")
     async def history(view: View, request: Request, person_id: str) -> Response:
-        state = person(view, person_id)
-        if isinstance(state, PersonOptOuts):
-            changes = [event.model_dump(mode="json") for event in state.history]
-            return view.json({"person_id": person_id, "history": changes})
-        return state
+        async def handle() -> web.Response:
+            changes = [event.model_dump(mode="json") for event in load_person(tables, person_id).history]
+            return web.json_response({"person_id": person_id, "history": changes})
+
+        return await for_person(request, person_id, handle)
+
+    @app.page("/people/{person_id}/sms-opt-outs/{sender}")
+    class Override(View):
+        async def delete(self, request: Request, person_id: str, sender: str) -> Response:
+            async def handle() -> web.Response:
+                try:
+                    return await remove(request, person_id, sender)
+                except BadRequest as bad:
+                    return bad.response
+
+            return await for_person(request, person_id, handle)
+
+    async def remove(request: Request, person_id: str, sender: str) -> web.Response:
+        body = await read_override(request)
+        try:
+            sender = normalise_sender(sender, settings.default_region)
+            phone = normalise_phone(body.phone, settings.default_region) if body.phone else None
+        except InvalidNumber as exc:
+            raise BadRequest(422, str(exc)) from exc
+        try:
+            event = override(
+                load_person(tables, person_id),
+                sender,
+                phone,
+                actor=body.actor,
+                reason=body.reason,
+                override_id=str(uuid.uuid4()),
+                at=datetime.now(UTC),
+            )
+        except NotOnList as exc:
+            raise BadRequest(404, str(exc)) from exc
+        except AmbiguousEntry as exc:
+            raise BadRequest(409, str(exc), phones=exc.phones) from exc
+        await append(event)
+        shown = await until_folded(person_id, event)
+        return web.json_response({**event.model_dump(mode="json"), "list_updated": shown})
+
+    async def append(event: OptOutOverridden) -> None:
+        """Into the person log, acknowledged by the brokers (acks=all), or a 503."""
+        try:
+            delivery = await topics.person_events.send(key=event.person_id.encode(), value=encode(event))
+            await asyncio.wait_for(delivery, settings.send_timeout)
+        except Exception as exc:  # any failure to make it durable: nothing was acknowledged
+            raise BadRequest(503, f"the override could not be written to the log: {exc!r}") from exc
+
+    async def until_folded(person_id: str, event: OptOutOverridden) -> bool:
+        """Read-your-write: wait, bounded, until the list shows the override."""
+        deadline = time.monotonic() + settings.override_wait
+        while True:
+            stored = tables.opt_outs.get(person_id.encode()) or {}
+            if event.event_id in stored.get("seen", ()):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.02)
 
     @app.page("/health")
     async def health(view: View, request: Request) -> Response:
@@ -58,6 +152,20 @@ def register_views(app: faust.App, tables: Tables, metrics: Metrics) -> None:
     @app.page("/metrics")
     async def metrics_view(view: View, request: Request) -> Response:
         return view.bytes(metrics.exposition(), content_type=CONTENT_TYPE)
+
+
+async def read_override(request: Request) -> OverrideRequest:
+    raw = await request.content.read(MAX_BODY_BYTES + 1)
+    if len(raw) > MAX_BODY_BYTES:
+        raise BadRequest(413, f"the body is over {MAX_BODY_BYTES} bytes")
+    try:
+        return OverrideRequest.model_validate_json(raw or b"{}")
+    except ValidationError as exc:
+        problems = [
+            {"field": ".".join(str(part) for part in error["loc"]) or "body", "problem": error["msg"]}
+            for error in exc.errors(include_url=False)
+        ]
+        raise BadRequest(422, "the body must be JSON with 'actor' and 'reason'", problems=problems) from exc
 
 
 def readiness(app: faust.App) -> dict[str, Any]:

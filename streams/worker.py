@@ -35,7 +35,7 @@ def build_service(settings: Settings) -> Service:
     tables = declare_tables(app, settings)
     metrics = Metrics()
     register_agents(app, settings, topics, tables, metrics)
-    register_views(app, tables, metrics)
+    register_views(app, settings, topics, tables, metrics)
     return Service(app, settings, topics, tables, metrics)
 
 

@@ -1,0 +1,55 @@
+"""Serving a request on the worker that owns the key: with several workers, each holds only its
+partitions of a table, so a request that arrives elsewhere is forwarded, body and all.
+
+Faust's own `table_route` forwards neither the body nor the method's payload (faust/app/router.py
+passes only method and headers), which a DELETE with a JSON body needs; this does both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import faust
+from aiohttp import web
+from yarl import URL
+
+FORWARDED = "X-Optouts-Forwarded"
+_HOP_BY_HOP = {"host", "content-length", "transfer-encoding", "connection"}
+
+
+async def on_owner(
+    app: faust.App,
+    table: faust.Table,
+    key: str,
+    request: web.Request,
+    handle: Callable[[], Awaitable[web.StreamResponse]],
+) -> web.StreamResponse:
+    """`handle()` here when this worker owns `key`, else the owner's answer to the same request."""
+    try:
+        owner = app.router.key_store(table.name, key)
+    except KeyError:
+        return _unavailable("no worker owns this key yet (the group is still forming)")
+    if _same_worker(owner, URL(str(app.conf.canonical_url))):
+        return await handle()
+    if request.headers.get(FORWARDED):
+        # Two workers that disagree on the owner are in the middle of a rebalance: no ping-pong.
+        return _unavailable("the partitions are moving between workers")
+    headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
+    headers[FORWARDED] = "1"
+    target = request.url.with_scheme(owner.scheme or "http").with_host(owner.host or "").with_port(owner.port)
+    async with app.http_client.request(
+        request.method, target, headers=headers, data=await request.read()
+    ) as answer:
+        body = await answer.read()
+        content_type = answer.headers.get("Content-Type", "application/octet-stream")
+        return web.Response(body=body, status=answer.status, headers={"Content-Type": content_type})
+
+
+def _same_worker(a: URL, b: URL) -> bool:
+    return (a.host, a.port) == (b.host, b.port)
+
+
+def _unavailable(reason: str) -> web.Response:
+    return web.json_response(
+        {"error": f"try again shortly: {reason}"}, status=503, headers={"Retry-After": "1"}
+    )
