@@ -12,6 +12,7 @@ import faust
 from streams.agents import register_agents
 from streams.app import create_app
 from streams.metrics import Metrics
+from streams.pages import register_pages
 from streams.settings import Settings
 from streams.tables import Tables, declare_tables
 from streams.topics import Topics, create_topics, declare_topics
@@ -36,6 +37,7 @@ def build_service(settings: Settings) -> Service:
     metrics = Metrics()
     register_agents(app, settings, topics, tables, metrics)
     register_views(app, settings, topics, tables, metrics)
+    register_pages(app, tables)
     return Service(app, settings, topics, tables, metrics)
 
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+T = TypeVar("T")
 
 
 def publish(brokers: str, topic: str, records: Iterable[tuple[str, Any]]) -> None:
@@ -23,7 +26,7 @@ def publish(brokers: str, topic: str, records: Iterable[tuple[str, Any]]) -> Non
         finally:
             await producer.stop()
 
-    asyncio.run(send())
+    run(send)
 
 
 def latest_values(brokers: str, topic: str, keys: set[str], idle_seconds: float = 2.0) -> dict[str, Any]:
@@ -52,4 +55,11 @@ def latest_values(brokers: str, topic: str, keys: set[str], idle_seconds: float 
         finally:
             await consumer.stop()
 
-    return asyncio.run(read())
+    return run(read)
+
+
+def run(coroutine: Callable[[], Awaitable[T]]) -> T:
+    """Run a coroutine to the end on a loop of its own, in a thread of its own: the caller may be
+    inside another loop (Playwright's sync API runs one)."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine()).result()  # type: ignore[arg-type]

@@ -63,7 +63,9 @@ def test_an_override_removes_the_sender_at_once_and_the_history_says_who_and_why
     )
 
 
-def test_a_later_blocked_send_brings_an_overridden_sender_back(worker: ServiceProcess, kafka_brokers: str) -> None:
+def test_a_later_blocked_send_brings_an_overridden_sender_back(
+    worker: ServiceProcess, kafka_brokers: str
+) -> None:
     person, phone = opted_out(worker, kafka_brokers, SENDER)
     assert remove(worker, person, SENDER)[0] == 200
 
@@ -129,7 +131,9 @@ def test_the_sender_in_the_path_may_be_written_as_a_national_number(
     assert senders(worker, person) == set()
 
 
-def test_a_sender_listed_for_two_phones_needs_the_phone_named(worker: ServiceProcess, kafka_brokers: str) -> None:
+def test_a_sender_listed_for_two_phones_needs_the_phone_named(
+    worker: ServiceProcess, kafka_brokers: str
+) -> None:
     person, home, work = unique("person"), unique_phone(), unique_phone()
     publish_events(kafka_brokers, sent(person, home, SENDER), received(home, SENDER, "STOP"))
     publish_events(kafka_brokers, sent(person, work, SENDER), received(work, SENDER, "STOP"))
