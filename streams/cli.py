@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable
 
 from streams.broker import EmbeddedBroker
+from streams.operator_cli import add_operator_commands
 from streams.settings import Settings
 from streams.topics import create_topics
 from streams.worker import run_worker
@@ -30,7 +31,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def command_groups() -> list[CommandGroup]:
-    return [add_service_commands]
+    return [add_service_commands, add_operator_commands]
 
 
 def add_service_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

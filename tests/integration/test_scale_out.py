@@ -1,0 +1,87 @@
+"""Two workers share the partitions: either answers for any person, and an override sent to either
+is appended by the one that owns the person."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from aiokafka.partitioner import murmur2
+
+from streams.topics import OPT_OUTS_TABLE
+from tests.factories import unique
+from tests.integration.processes import ServiceProcess, http_json, new_worker
+from tests.integration.test_overrides import WHO, opted_out, remove
+from tests.integration.test_pipeline import SENDER, eventually, history, opt_outs, senders
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def pair(
+    kafka_brokers: str, tmp_path_factory: pytest.TempPathFactory, output_dir: Path
+) -> Iterator[tuple[ServiceProcess, ServiceProcess]]:
+    app_id = unique("optouts-pair")
+    first = new_worker(kafka_brokers, tmp_path_factory.mktemp("a"), app_id, output_dir / f"{app_id}-a.log")
+    second = new_worker(kafka_brokers, tmp_path_factory.mktemp("b"), app_id, output_dir / f"{app_id}-b.log")
+    try:
+        first.start()
+        second.start()
+        # Both ready, and both agreeing that each owns some of the table's partitions.
+        eventually(
+            lambda: len(set(owners(first).values())) == 2 and owners(first) == owners(second), timeout=60
+        )
+        yield first, second
+    finally:
+        first.stop()
+        second.stop()
+
+
+def owners(worker: ServiceProcess) -> dict[int, int]:
+    """Partition of the opt-outs table -> the web port of the worker that owns it (Faust's /router/)."""
+    status, hosts = http_json("GET", f"{worker.url}/router/")
+    if status != 200 or http_json("GET", f"{worker.url}/ready")[0] != 200:
+        return {}
+    changelog = f"-{OPT_OUTS_TABLE}-changelog"
+    return {
+        partition: int(url.rsplit(":", 1)[1])
+        for url, topics in hosts.items()
+        for topic, partitions in topics.items()
+        if topic.endswith(changelog)
+        for partition in partitions
+    }
+
+
+def owner_port(pair: tuple[ServiceProcess, ServiceProcess], person: str, partitions: int = 4) -> int:
+    return owners(pair[0])[(murmur2(person.encode()) & 0x7FFFFFFF) % partitions]
+
+
+def test_either_worker_answers_for_persons_owned_by_both(
+    pair: tuple[ServiceProcess, ServiceProcess], kafka_brokers: str
+) -> None:
+    first, second = pair
+    persons = [opted_out(first, kafka_brokers, SENDER)[0] for _ in range(8)]
+    assert {owner_port(pair, person) for person in persons} == {first.port, second.port}
+
+    for person in persons:
+        assert opt_outs(first, person) == opt_outs(second, person) != []
+        assert history(first, person) == history(second, person)
+
+
+def test_an_override_sent_to_the_worker_that_does_not_own_the_person_is_applied(
+    pair: tuple[ServiceProcess, ServiceProcess], kafka_brokers: str
+) -> None:
+    first, second = pair
+    person = next(
+        p
+        for p in (opted_out(first, kafka_brokers, SENDER)[0] for _ in range(20))
+        if owner_port(pair, p) == second.port
+    )
+
+    status, event = remove(first, person, SENDER)  # first forwards it, body and all, to second
+
+    assert (status, event["actor"], event["list_updated"]) == (200, WHO["actor"], True)
+    assert senders(first, person) == senders(second, person) == set()
+    page = http_json("GET", f"{first.url}/people/{person}")
+    assert page[0] == 200 and "Removed by operator" in page[1]
