@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test test-unit test-integration lint format constraints clean
+.PHONY: run test test-unit test-integration bench replay verify schemas lint format constraints clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11 or newer is needed")'
@@ -24,6 +24,18 @@ test-unit: $(STAMP)  ## the pure core only: no broker
 
 test-integration: $(STAMP)  ## agents and integration tests, on a broker
 	$(BIN)/python -m pytest tests/agents tests/integration
+
+bench: $(STAMP)  ## throughput, latency and memory on the embedded broker (or OPTOUTS_KAFKA_BROKERS)
+	$(BIN)/optouts bench $(BENCH_ARGS)
+
+replay: $(STAMP)  ## rebuild every list from the logs into a new generation and switch the workers to it
+	$(BIN)/optouts replay $(REPLAY_ARGS)
+
+verify: $(STAMP)  ## fold the logs offline; compare with the API, the store and sms-opt-outs
+	$(BIN)/optouts verify $(VERIFY_ARGS)
+
+schemas: $(STAMP)  ## write the JSON Schema of every topic's values to schemas/json/
+	$(BIN)/python -m schemas.json_schemas
 
 lint: $(STAMP)
 	$(BIN)/ruff check schemas projections streams tests

@@ -5,6 +5,9 @@ keyword or blocked send means for those persons.
 Keyword and blocked events are applied once per `event_id`; a repeat returns the contacts unchanged
 and emits the same person events again (stage 2 drops them by id), so an emit lost in a crash after
 the table was written is made good by the redelivery.
+
+A `message.blocked` without a person (a Twilio status callback that did not name one) is resolved
+from the recent message sids of the phone: the last `RECENT_SENDS` sends to it, by time.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import UTC
 from functools import singledispatch
 from typing import Any
 
@@ -28,6 +32,20 @@ from schemas.events import (
 
 _DERIVED_IDS = uuid.UUID("7c0f6a52-3c55-4a8e-9d4c-2f1b2d6c9e11")
 
+# Sends remembered per phone to resolve a status callback's 21610 to the person it was sent to.
+# Twilio reports a Messaging Service's 21610 within seconds to minutes of the send; 32 sends to one
+# phone in that time is far more than any sender does, and it bounds what a phone's entry holds.
+RECENT_SENDS = 32
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class RecentSend:
+    """One send to this phone: its message sid, when, and to whom. Ordered by time, then sid."""
+
+    occurred_at: str  # RFC 3339 in UTC with microseconds: sorts as the time it names
+    message_sid: str
+    person_id: str
+
 
 @dataclass(frozen=True, slots=True)
 class Contacts:
@@ -39,12 +57,16 @@ class Contacts:
     blocked: Mapping[str, frozenset[str]] = field(default_factory=dict)
     # keyword or blocked event id -> persons it was applied to, in emit order
     applied: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # the latest RECENT_SENDS sends to this phone, oldest first: the latest by time, not by arrival,
+    # so a late redelivery of an old send changes nothing and a replay keeps the same ones
+    recent_sends: tuple[RecentSend, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
             "recipients": {sender: sorted(persons) for sender, persons in self.recipients.items()},
             "blocked": {sender: sorted(persons) for sender, persons in self.blocked.items()},
             "applied": {event_id: list(persons) for event_id, persons in self.applied.items()},
+            "recent_sends": [[s.occurred_at, s.message_sid, s.person_id] for s in self.recent_sends],
         }
 
     @classmethod
@@ -55,7 +77,13 @@ class Contacts:
             recipients={s: frozenset(p) for s, p in data["recipients"].items()},
             blocked={s: frozenset(p) for s, p in data["blocked"].items()},
             applied={e: tuple(p) for e, p in data["applied"].items()},
+            # absent from contacts stored before sends were remembered
+            recent_sends=tuple(RecentSend(*send) for send in data.get("recent_sends", ())),
         )
+
+    def person_sent(self, message_sid: str) -> str | None:
+        """The person the remembered send `message_sid` went to, if it is one of the recent sends."""
+        return next((s.person_id for s in self.recent_sends if s.message_sid == message_sid), None)
 
 
 EMPTY_CONTACTS = Contacts()
@@ -102,10 +130,20 @@ def _apply(event: Any, contacts: Contacts, keywords: Keywords) -> Resolution:
 @_apply.register
 def _sent(event: MessageSent, contacts: Contacts, keywords: Keywords) -> Resolution:
     persons = contacts.recipients.get(event.sender, frozenset())
-    if event.person_id in persons:
+    recent = _remember(contacts.recent_sends, event)
+    if event.person_id in persons and recent == contacts.recent_sends:
         return Resolution(contacts)  # the same object: nothing to write
     recipients = {**contacts.recipients, event.sender: persons | {event.person_id}}
-    return Resolution(replace(contacts, recipients=recipients))
+    return Resolution(replace(contacts, recipients=recipients, recent_sends=recent))
+
+
+def _remember(recent: tuple[RecentSend, ...], event: MessageSent) -> tuple[RecentSend, ...]:
+    # Always with microseconds, so that the stored strings sort as the times they name.
+    when = event.occurred_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    send = RecentSend(when, event.message_sid, event.person_id)
+    if send in recent:
+        return recent
+    return tuple(sorted((*recent, send)))[-RECENT_SENDS:]
 
 
 @_apply.register
@@ -129,12 +167,18 @@ def _received(event: MessageReceived, contacts: Contacts, keywords: Keywords) ->
 
 @_apply.register
 def _blocked(event: MessageBlocked, contacts: Contacts, keywords: Keywords) -> Resolution:
+    person_id = event.person_id or contacts.person_sent(event.message_sid or "")
+    if person_id is None:
+        # A sid this phone does not remember (older than the recent sends, or a send never
+        # published): nobody to put it on. Not marked applied, so a redelivery after the
+        # `message.sent` arrived still resolves it.
+        return Resolution(contacts)
     # Blocked is not received: the person joins `blocked`, never `recipients`.
     persons = contacts.blocked.get(event.sender, frozenset())
-    blocked = {**contacts.blocked, event.sender: persons | {event.person_id}}
-    applied = {**contacts.applied, event.event_id: (event.person_id,)}
+    blocked = {**contacts.blocked, event.sender: persons | {person_id}}
+    applied = {**contacts.applied, event.event_id: (person_id,)}
     changed = replace(contacts, blocked=blocked, applied=applied)
-    return Resolution(changed, _emit(event, (event.person_id,), keywords))
+    return Resolution(changed, _emit(event, (person_id,), keywords))
 
 
 def _emit(event: MessagingEvent, persons: tuple[str, ...], keywords: Keywords) -> tuple[PersonEvent, ...]:

@@ -7,8 +7,9 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from schemas.errors import DecodeError
+from schemas.errors import DecodeError, UnknownSchemaVersion
 from schemas.events import AnyPersonEvent, MessagingEvent, OptOutList
+from schemas.upcasting import latest_version, upcast
 
 _MESSAGING: TypeAdapter[MessagingEvent] = TypeAdapter(MessagingEvent)
 _PERSON: TypeAdapter[AnyPersonEvent] = TypeAdapter(AnyPersonEvent)
@@ -46,7 +47,29 @@ def _decode(adapter: TypeAdapter[T], data: bytes | str, context: dict[str, str] 
     try:
         return adapter.validate_json(data, context=context)
     except ValidationError as exc:
+        if any(error["loc"][-1:] == ("schema_version",) for error in exc.errors(include_url=False)):
+            return _decode_other_version(adapter, data, context, exc)
         raise _decode_error(exc, data) from exc
+
+
+def _decode_other_version(
+    adapter: TypeAdapter[T], data: bytes | str, context: dict[str, str] | None, exc: ValidationError
+) -> T:
+    # Only a value that is not at its type's latest version gets here: the current version's
+    # values take the one validation above, with no second parse.
+    value = json.loads(data)
+    event_type, version = value.get("type"), value.get("schema_version", 1)
+    if isinstance(event_type, str) and type(version) is int:
+        latest = latest_version(event_type)
+        if version > latest:
+            raise UnknownSchemaVersion(event_type, version, latest) from exc
+        upcast_value = upcast(value)
+        if upcast_value is not value:
+            try:
+                return adapter.validate_json(json.dumps(upcast_value), context=context)
+            except ValidationError as again:
+                raise _decode_error(again, data) from again
+    raise _decode_error(exc, data) from exc
 
 
 def _decode_error(exc: ValidationError, data: bytes | str) -> DecodeError:
@@ -64,6 +87,8 @@ def _decode_error(exc: ValidationError, data: bytes | str) -> DecodeError:
     if error["type"] == "missing":
         return DecodeError(f"{event_type}: field {field!r} is missing", event_type=event_type, field=field)
     message = error["msg"].removeprefix("Value error, ")
+    if loc == [event_type]:  # a rule across fields of a known event (a model validator)
+        return DecodeError(f"{event_type}: {message}", event_type=event_type)
     value = _shorten(error.get("input"))
     if not field:
         return DecodeError(f"value {value}: {message}", event_type=event_type)

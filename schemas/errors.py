@@ -25,6 +25,20 @@ class DecodeError(OptOutsError):
         self.field = field
 
 
+class UnknownSchemaVersion(DecodeError):
+    """An event of a `schema_version` newer than this service reads: written by a newer producer.
+    It is not folded (guessing its meaning could change a list wrongly) but kept aside."""
+
+    def __init__(self, event_type: str, version: int, latest: int) -> None:
+        super().__init__(
+            f"{event_type}: field 'schema_version' = {version}: this service reads {event_type}"
+            f" up to version {latest}; upgrade it to fold this event",
+            event_type=event_type,
+            field="schema_version",
+        )
+        self.version = version
+
+
 class NotOnList(OptOutsError):
     """An override named a sender that is not on the person's list: nothing is appended."""
 

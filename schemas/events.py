@@ -18,6 +18,7 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationInfo,
+    model_validator,
 )
 
 from schemas.phones import normalise_phone, normalise_sender
@@ -80,10 +81,25 @@ class MessageSent(Event):
     messaging_service_sid: Sid | None = None
 
 
+def keyword_form(body: str) -> str | None:
+    """`body` in the form keywords are matched in (trimmed, upper case), at most 64 characters; None
+    for a blank body. The same text the person events derived from the message carry as `keyword`."""
+    return body.strip().upper()[:64] or None
+
+
 class MessageReceived(Event):
-    """Someone at `phone` texted `body` to our `sender` (Twilio's inbound-message webhook)."""
+    """Someone at `phone` texted `body` to our `sender` (Twilio's inbound-message webhook).
+
+    Version 2 adds `keyword`: the body trimmed and upper-cased, at most 64 characters (null for a
+    blank body), the keyword text the lists show; readers need not repeat Twilio's matching rule.
+    Version 1 values, without it, are still accepted.
+    """
+
+    # Read through `schemas.upcasting` (version 1 gets its keyword there); built here, `keyword`
+    # comes from `body`, and a given one must agree with it.
 
     type: Literal["message.received"] = "message.received"
+    schema_version: Literal[2] = 2  # type: ignore[assignment]  # the one event type at version 2
     phone: Phone
     sender: Sender
     body: Annotated[str, StringConstraints(max_length=4096)]
@@ -91,18 +107,37 @@ class MessageReceived(Event):
     account_sid: Sid
     messaging_service_sid: Sid | None = None
     opt_out_type: OptOutType | None = None
+    keyword: Annotated[str, StringConstraints(max_length=64)] | None = Field(
+        default_factory=lambda fields: keyword_form(fields.get("body", ""))
+    )
+
+    @model_validator(mode="after")
+    def _keyword_is_the_body_s(self) -> MessageReceived:
+        if self.keyword != keyword_form(self.body):
+            raise ValueError(f"keyword {self.keyword!r} is not the body trimmed and upper-cased")
+        return self
 
 
 class MessageBlocked(Event):
-    """Twilio refused a send to `person_id` at `phone` with 21610: they unsubscribed from `sender`."""
+    """Twilio refused a send to `person_id` at `phone` with 21610: they unsubscribed from `sender`.
+
+    `person_id` may be null when `message_sid` is given (a status callback that did not name the
+    person): stage 1 then finds the person from the `message.sent` that carried that sid.
+    """
 
     type: Literal["message.blocked"] = "message.blocked"
-    person_id: PersonId
+    person_id: PersonId | None
     phone: Phone
     sender: Sender
     message_sid: Sid | None = None
     error_code: Literal[21610] = 21610
     messaging_service_sid: Sid | None = None
+
+    @model_validator(mode="after")
+    def _names_the_person_or_the_message(self) -> MessageBlocked:
+        if self.person_id is None and self.message_sid is None:
+            raise ValueError("person_id is null and so is message_sid: no way to tell whose send was blocked")
+        return self
 
 
 MessagingEvent = Annotated[MessageSent | MessageReceived | MessageBlocked, Field(discriminator="type")]

@@ -4,6 +4,7 @@ they are short codes or alphanumeric sender IDs."""
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 import phonenumbers
 
@@ -15,6 +16,12 @@ _SHORT_CODE = re.compile(r"[0-9]{3,8}")
 _ALPHANUMERIC_ID = re.compile(r"(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}")
 
 
+# Numbers repeat (a phone texts many times, a handful of senders send everything): parsing is the
+# costliest part of decoding an event, so results are cached. Errors are not cached.
+_CACHED = 1 << 16
+
+
+@lru_cache(maxsize=_CACHED)
 def normalise_phone(value: str, region: str | None) -> str:
     """Return `value` in E.164, reading a national number in `region` (with no region, only
     international numbers parse); raise InvalidNumber otherwise."""
@@ -32,6 +39,7 @@ def normalise_phone(value: str, region: str | None) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+@lru_cache(maxsize=_CACHED)
 def normalise_sender(value: str, region: str | None) -> str:
     """Return a sender as the one key it has everywhere: E.164 for numbers, else the short code or
     alphanumeric ID as given (trimmed)."""

@@ -1,17 +1,18 @@
 """The two agents: `resolve` (stage 1, per phone) and `project` (stage 2, per person).
 
-Each decodes a value once, calls the pure fold, writes the table only when the state changed, and
-sends what the fold emitted. Sends made while handling an event are attached to its offset, so the
-offset is committed only after they are acknowledged: at-least-once, made exact by the idempotent
-folds (a redelivered event id changes nothing and re-sends what it emitted before).
+Each takes the events of its topic in batches, decodes every value once, folds it with the pure
+fold, writes each changed key's state to the table once per batch, and sends what the folds emitted
+(buffered, no per-event round trip). Faust commits a batch's offsets only after it was processed and
+the producer flushed, so delivery is at-least-once, made exact by the idempotent folds: a redelivered
+event id changes nothing and re-sends what it emitted before.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, TypeVar
 
 import faust
 
@@ -19,12 +20,14 @@ from projections.contacts import Contacts, resolve
 from projections.opt_outs import PersonOptOuts, project
 from schemas.codec import decode_messaging_event, decode_person_event, encode
 from schemas.errors import DecodeError
+from streams.dead_letters import dead_letter
 from streams.metrics import Metrics
 from streams.settings import Settings
 from streams.tables import Tables
 from streams.topics import Topics
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def register_agents(
@@ -34,67 +37,103 @@ def register_agents(
     region = settings.default_region
 
     def skip(event: faust.EventT, exc: DecodeError) -> None:
-        # The one policy for bad input: log where it is and why, count it, go on with the next.
+        # The one policy for bad input: log where it is and why, count it, keep it aside in
+        # sms-dead-letters (sent like the batch's other sends: its offset is committed only once
+        # the dead letter is acknowledged), go on with the next.
         message = event.message
         log.warning("skipped %s[%s]@%s: %s", message.topic, message.partition, message.offset, exc)
         metrics.decode_failures.labels(message.topic).inc()
+        letter = dead_letter(message, exc, app.conf.id)
+        topics.dead_letters.send_soon(key=message.key, value=encode(letter))
 
-    async def rekey(topic: faust.TopicT, event: faust.EventT, key: str, value: bytes) -> bool:
+    def rekeyed(topic: faust.TopicT, event: faust.EventT, key: bytes, value: bytes) -> bool:
         # Tables are partitioned by the Kafka key: an event keyed by anything but its normalised
         # entity would be folded on the wrong partition, so it is sent again under the right key.
-        if event.key == key.encode():
+        if event.key == key:
             return False
-        await topic.send(key=key.encode(), value=value)
+        topic.send_soon(key=key, value=value)
         metrics.rekeyed.labels(event.message.topic).inc()
         return True
 
+    def store(
+        stream: faust.StreamT[Any], table: faust.Table, key: bytes, value: Any, event: faust.EventT
+    ) -> None:
+        # A table write goes to the partition of the event being processed, which Faust finds in
+        # the stream's current event; a batch from take_events() has none (faust-streaming#497),
+        # so it is set to the last event of the key in the batch.
+        stream._set_current_event(event)
+        table[key] = value
+
     @app.agent(topics.messaging_events, name="resolve")
-    async def resolve_agent(stream: faust.StreamT[bytes]) -> AsyncIterator[Any]:
-        async for event in stream.events():
+    async def resolve_agent(stream: faust.StreamT[bytes]) -> AsyncIterator[int]:
+        async for batch in stream.take_events(settings.batch_size, within=settings.batch_wait):
             started = time.perf_counter()
-            try:
-                message = decode_messaging_event(event.value, region=region)
-            except DecodeError as exc:
-                skip(event, exc)
-                continue
-            if await rekey(topics.messaging_events, event, message.phone, encode(message)):
-                continue
-            phone = message.phone.encode()
-            contacts = Contacts.from_json(tables.contacts.get(phone))
-            resolution = resolve(contacts, message, keywords)
-            if resolution.contacts is not contacts:
-                tables.contacts[phone] = resolution.contacts.to_json()
-            elif message.event_id in contacts.applied:
-                metrics.duplicates.labels("resolve").inc()
-            for emitted in resolution.emitted:
-                await topics.person_events.send(key=emitted.person_id.encode(), value=encode(emitted))
-            metrics.events_folded.labels("resolve", message.type).inc()
-            metrics.fold_seconds.labels("resolve").observe(time.perf_counter() - started)
-            yield message.event_id
+            states: dict[bytes, Contacts] = {}
+            changed: dict[bytes, faust.EventT] = {}
+            for event in batch:
+                try:
+                    message = decode_messaging_event(event.value, region=region)
+                except DecodeError as exc:
+                    skip(event, exc)
+                    continue
+                key = message.phone.encode()
+                if rekeyed(topics.messaging_events, event, key, encode(message)):
+                    continue
+                contacts = states[key] if key in states else Contacts.from_json(tables.contacts.get(key))
+                resolution = resolve(contacts, message, keywords)
+                states[key] = resolution.contacts
+                if resolution.contacts is not contacts:
+                    changed[key] = event
+                elif message.event_id in contacts.applied:
+                    metrics.duplicates.labels("resolve").inc()
+                for emitted in resolution.emitted:
+                    topics.person_events.send_soon(key=emitted.person_id.encode(), value=encode(emitted))
+                metrics.events_folded.labels("resolve", message.type).inc()
+            for key, event in changed.items():
+                store(stream, tables.contacts, key, states[key].to_json(), event)
+            observe(metrics, "resolve", batch, started)
+            yield len(batch)
 
     @app.agent(topics.person_events, name="project")
-    async def project_agent(stream: faust.StreamT[bytes]) -> AsyncIterator[Any]:
-        async for event in stream.events():
+    async def project_agent(stream: faust.StreamT[bytes]) -> AsyncIterator[int]:
+        async for batch in stream.take_events(settings.batch_size, within=settings.batch_wait):
             started = time.perf_counter()
-            try:
-                person_event = decode_person_event(event.value)
-            except DecodeError as exc:
-                skip(event, exc)
-                continue
-            person_id = person_event.person_id
-            if await rekey(topics.person_events, event, person_id, encode(person_event)):
-                continue
-            key = person_id.encode()
-            state = PersonOptOuts.from_json(person_id, tables.opt_outs.get(key))
-            projected = project(state, person_event)
-            if projected is not state:
-                tables.opt_outs[key] = projected.to_json()
-            else:
-                metrics.duplicates.labels("project").inc()
-            # A duplicate re-sends the current list: the send after a crash may be the one lost.
-            if projected is state or projected.entries != state.entries:
-                await topics.opt_outs.send(key=key, value=encode(projected.as_list()))
-                metrics.list_size.observe(len(projected.entries))
-            metrics.events_folded.labels("project", person_event.type).inc()
-            metrics.fold_seconds.labels("project").observe(time.perf_counter() - started)
-            yield person_event.event_id
+            loaded: dict[bytes, PersonOptOuts] = {}  # as stored before this batch
+            states: dict[bytes, PersonOptOuts] = {}
+            last: dict[bytes, faust.EventT] = {}
+            republish: set[bytes] = set()
+            for event in batch:
+                try:
+                    person_event = decode_person_event(event.value)
+                except DecodeError as exc:
+                    skip(event, exc)
+                    continue
+                key = person_event.person_id.encode()
+                if rekeyed(topics.person_events, event, key, encode(person_event)):
+                    continue
+                if key not in states:
+                    loaded[key] = states[key] = PersonOptOuts.from_json(
+                        person_event.person_id, tables.opt_outs.get(key)
+                    )
+                state = states[key]
+                states[key] = projected = project(state, person_event)
+                if projected is state:
+                    metrics.duplicates.labels("project").inc()
+                    # A duplicate re-sends the current list: the send after a crash may be the one lost.
+                    republish.add(key)
+                last[key] = event
+                metrics.events_folded.labels("project", person_event.type).inc()
+            for key, event in last.items():
+                state, before = states[key], loaded[key]
+                if state is not before:
+                    store(stream, tables.opt_outs, key, state.to_json(), event)
+                if key in republish or state.entries != before.entries:
+                    topics.opt_outs.send_soon(key=key, value=encode(state.as_list()))
+                    metrics.list_size.observe(len(state.entries))
+            observe(metrics, "project", batch, started)
+            yield len(batch)
+
+
+def observe(metrics: Metrics, stage: str, batch: Sequence[T], started: float) -> None:
+    metrics.fold_seconds.labels(stage).observe(time.perf_counter() - started)
+    metrics.batch_events.labels(stage).observe(len(batch))

@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import faust
+from faust.types import TransportT
 
 from streams.recovery import LogEndTableManager
 from streams.settings import Settings
+from streams.transport import PromptTransport
+
+
+class OptOutsApp(faust.App):
+    """Faust's app on the Kafka transport with a setting for the consumer's fetch wait."""
+
+    def __init__(self, *args: Any, fetch_max_wait: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fetch_max_wait = fetch_max_wait
+
+    def _new_transport(self) -> TransportT:
+        return PromptTransport(self.conf.broker_consumer, self)
 
 
 def create_app(settings: Settings) -> faust.App:
-    return faust.App(
+    return OptOutsApp(
         settings.app_id,
         broker=[f"kafka://{broker}" for broker in settings.brokers],
         store="rocksdb://",
@@ -18,6 +33,10 @@ def create_app(settings: Settings) -> faust.App:
         # At-least-once with an idempotent fold: some brokers' transactions cannot be trusted.
         processing_guarantee="at_least_once",
         producer_acks=-1,
+        # A few milliseconds of linger turn the agents' many small sends (table changelogs, person
+        # events, lists) into a few produce requests instead of one request each.
+        producer_linger=0.005,
+        producer_max_batch_size=256 * 1024,
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
         consumer_auto_offset_reset="earliest",
@@ -30,4 +49,5 @@ def create_app(settings: Settings) -> faust.App:
         web_host=settings.web_host,
         web_port=settings.web_port,
         web_in_thread=False,
+        fetch_max_wait=settings.fetch_max_wait,
     )

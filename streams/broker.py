@@ -7,6 +7,8 @@ It keeps its log in memory only: what it holds is gone when it stops.
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 import socket
 import subprocess
 import time
@@ -38,6 +40,28 @@ def wait_for_port(host: str, port: int, timeout: float) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+def stop_child(pid: int, timeout: float = 10.0) -> None:
+    """Stop a child process of this process by its PID (the embedded broker, handed over across an
+    exec): SIGTERM, then SIGKILL after `timeout`. A PID that is not our child is left alone."""
+    deadline = time.monotonic() + timeout
+    terminated = False
+    while True:
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:  # gone and reaped, or never ours
+            return
+        if done:
+            return
+        if not terminated:
+            os.kill(pid, signal.SIGTERM)
+            terminated = True
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            return
+        time.sleep(0.05)
 
 
 class EmbeddedBroker:

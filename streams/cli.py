@@ -9,10 +9,13 @@ import shutil
 import sys
 from collections.abc import Callable
 
-from streams.broker import EmbeddedBroker
+from streams.bench import add_bench_commands
+from streams.broker import EmbeddedBroker, stop_child
 from streams.operator_cli import add_operator_commands
+from streams.replay_cli import add_replay_commands
 from streams.settings import Settings
 from streams.topics import create_topics
+from streams.twilio_cli import add_twilio_commands
 from streams.worker import run_worker
 
 # A command handler gets the parsed arguments and the settings, and returns the exit status.
@@ -31,7 +34,13 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def command_groups() -> list[CommandGroup]:
-    return [add_service_commands, add_operator_commands]
+    return [
+        add_service_commands,
+        add_operator_commands,
+        add_bench_commands,
+        add_twilio_commands,
+        add_replay_commands,
+    ]
 
 
 def add_service_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -55,6 +64,9 @@ def create_topics_command(settings: Settings) -> int:
 
 def run(settings: Settings) -> int:
     """The embedded default: a broker of our own when none is configured, then the worker."""
+    pid = settings.embedded_broker_pid
+    if pid is not None:  # restarted into a new generation: the broker started before is ours
+        return run_on_embedded(settings, lambda: stop_child(pid))
     if settings.brokers:
         run_worker(settings, on_ready=lambda: announce(settings, None))
         return 0
@@ -64,22 +76,36 @@ def run(settings: Settings) -> int:
     shutil.rmtree(data_dir, ignore_errors=True)
     data_dir.mkdir(parents=True)
     broker = EmbeddedBroker(log_path=settings.data_dir / "embedded-broker.log").start()
-    settings = settings.model_copy(update={"kafka_brokers": broker.address, "data_dir": data_dir})
+    settings = settings.model_copy(
+        update={"kafka_brokers": broker.address, "data_dir": data_dir, "embedded_broker_pid": broker.pid}
+    )
+    return run_on_embedded(settings, broker.stop)
+
+
+def run_on_embedded(settings: Settings, stop_broker: Callable[[], None]) -> int:
+    # A switch of generation (`optouts replay`) restarts this process, same PID and command, with
+    # the broker handed over: its in-memory log lives on, and Ctrl-C still stops both.
+    handover = {
+        "OPTOUTS_KAFKA_BROKERS": settings.kafka_brokers or "",
+        "OPTOUTS_DATA_DIR": str(settings.data_dir),
+        "OPTOUTS_EMBEDDED_BROKER_PID": str(settings.embedded_broker_pid),
+    }
     try:
-        run_worker(settings, on_ready=lambda: announce(settings, broker))
+        run_worker(
+            settings, on_ready=lambda: announce(settings, settings.embedded_broker_pid), restart_env=handover
+        )
     finally:
-        pid = broker.pid
-        broker.stop()
-        print(f"stopped the embedded broker (pid {pid})", file=sys.stderr)
+        stop_broker()
+        print(f"stopped the embedded broker (pid {settings.embedded_broker_pid})", file=sys.stderr)
     return 0
 
 
-def announce(settings: Settings, broker: EmbeddedBroker | None) -> None:
+def announce(settings: Settings, broker_pid: int | None) -> None:
     api = f"http://{settings.web_host}:{settings.web_port}"
     lines = ["", "sms-optouts is ready", f"  Kafka brokers  {settings.kafka_brokers}"]
-    if broker is not None:
+    if broker_pid is not None:
         lines.append(
-            f"                 (embedded Tansu, pid {broker.pid}, in memory only: gone when this stops;"
+            f"                 (embedded Tansu, pid {broker_pid}, in memory only: gone when this stops;"
             " set OPTOUTS_KAFKA_BROKERS for a real cluster)"
         )
     lines += [

@@ -46,15 +46,35 @@ class Metrics:
         )
         self.fold_seconds = Histogram(
             "optouts_fold_seconds",
-            "Time to load, fold and store one event.",
+            "Time to decode, fold, store and send one batch of events.",
             ["stage"],
-            buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5),
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+            registry=r,
+        )
+        self.batch_events = Histogram(
+            "optouts_batch_events",
+            "Events in one batch an agent folded.",
+            ["stage"],
+            buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000),
             registry=r,
         )
         self.list_size = Histogram(
             "optouts_list_size", "Senders on a person's list after it changed.",
             buckets=(0, 1, 2, 3, 5, 10, 20, 50), registry=r,
         )  # fmt: skip
+        self.twilio_webhooks = Counter(
+            "optouts_twilio_webhooks",
+            "Twilio webhook requests, by endpoint and outcome (published, ignored, forbidden, invalid,"
+            " too_large, unavailable, not_configured).",
+            ["endpoint", "outcome"],
+            registry=r,
+        )
+        self.twilio_status_callbacks = Counter(
+            "optouts_twilio_status_callbacks",
+            "Verified Twilio status callbacks, by MessageStatus and ErrorCode ('none' without one).",
+            ["status", "error_code"],
+            registry=r,
+        )
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

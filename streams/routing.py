@@ -30,6 +30,11 @@ async def on_owner(
     except KeyError:
         return _unavailable("no worker owns this key yet (the group is still forming)")
     if _same_worker(owner, URL(str(app.conf.canonical_url))):
+        recovery = app.tables.recovery
+        if recovery.in_recovery or not recovery.completed.is_set():
+            # A table still being restored from its changelog would answer a list that misses
+            # entries (after a restart into a new generation, for one): better no answer yet.
+            return _unavailable("the tables are being recovered from their changelogs")
         return await handle()
     if request.headers.get(FORWARDED):
         # Two workers that disagree on the owner are in the middle of a rebalance: no ping-pong.

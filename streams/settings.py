@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from projections.keywords import DEFAULT_KEYWORDS, Keywords
 
 KeywordList = Annotated[tuple[str, ...], NoDecode]
+CommaList = Annotated[tuple[str, ...], NoDecode]
 
 
 class Settings(BaseSettings):
@@ -27,6 +28,18 @@ class Settings(BaseSettings):
     default_region: str = Field("US", min_length=2, max_length=2, description="Region for national numbers.")
     twilio_auth_token: SecretStr | None = None
     public_base_url: str | None = Field(None, description="The public URL Twilio calls (signatures).")
+    twilio_account_sid: str | None = Field(None, description="Twilio account SID, for the REST API.")
+    twilio_api_url: str | None = Field(
+        None, description="Base URL of Twilio's REST API; unset: Twilio's own (https://api.twilio.com)."
+    )
+    twilio_senders: CommaList = Field((), description="Our Twilio numbers, comma-separated (backfill).")
+    twilio_messaging_services: CommaList = Field(
+        (), description="Our Messaging Service SIDs, comma-separated (backfill)."
+    )
+    twilio_timeout: float = Field(10.0, gt=0, description="Timeout of one Twilio REST call, seconds.")
+    api_url: str | None = Field(
+        None, description="The service's HTTP API for the guarded sender; unset: this worker's."
+    )
     opt_out_keywords: KeywordList = Field((), description="Custom opt-out keywords, comma-separated.")
     opt_in_keywords: KeywordList = Field((), description="Custom opt-in keywords, comma-separated.")
     app_id: str = Field("sms-optouts", description="Faust app id: consumer group and table prefix.")
@@ -40,9 +53,23 @@ class Settings(BaseSettings):
     override_wait: float = Field(
         5.0, ge=0, description="Seconds an override waits for the list to show it before answering."
     )
+    fetch_max_wait: float = Field(
+        0.05, gt=0, le=1.5, description="Seconds a consumer fetch waits on the brokers for new records."
+    )
+    batch_size: int = Field(1000, ge=1, description="Events an agent folds at most per batch.")
+    batch_wait: float = Field(
+        0.01, gt=0, description="Seconds an agent waits to fill a batch before folding what it has."
+    )
     log_level: str = "info"
+    embedded_broker_pid: int | None = Field(
+        None,
+        description="Internal: set by `optouts run` when it restarts itself into a new generation, so"
+        " that it takes over the embedded broker it started (and stops it on Ctrl-C).",
+    )
 
-    @field_validator("opt_out_keywords", "opt_in_keywords", mode="before")
+    @field_validator(
+        "opt_out_keywords", "opt_in_keywords", "twilio_senders", "twilio_messaging_services", mode="before"
+    )
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
@@ -62,3 +89,11 @@ class Settings(BaseSettings):
     @property
     def keywords(self) -> Keywords:
         return DEFAULT_KEYWORDS.with_custom(self.opt_out_keywords, self.opt_in_keywords)
+
+    @property
+    def service_url(self) -> str:
+        """Where the service's HTTP API answers: `api_url`, else this host's worker."""
+        if self.api_url:
+            return self.api_url.rstrip("/")
+        host = "127.0.0.1" if self.web_host in ("0.0.0.0", "::", "") else self.web_host
+        return f"http://{host}:{self.web_port}"

@@ -14,6 +14,8 @@ from streams.settings import Settings
 MESSAGING_EVENTS = "sms-messaging-events"
 PERSON_EVENTS = "sms-person-events"
 OPT_OUTS = "sms-opt-outs"
+DEAD_LETTERS = "sms-dead-letters"  # values that could not be folded, with where they were and why
+CONTROL = "sms-optouts-control"  # per app id, the generation the workers run (streams.generations)
 
 CONTACTS_TABLE = "contacts"
 OPT_OUTS_TABLE = "opt-outs"
@@ -23,6 +25,8 @@ OPT_OUTS_TABLE = "opt-outs"
 _FOREVER = {"retention.ms": "-1", "retention.bytes": "-1"}
 _LOG = {**_FOREVER, "cleanup.policy": "delete"}
 _LATEST_VALUE = {**_FOREVER, "cleanup.policy": "compact"}
+# One key per app id, read whole at every worker start: one partition keeps it in one place.
+_PARTITIONS = {CONTROL: 1}
 
 
 def changelog_topic(settings: Settings, table: str) -> str:
@@ -36,6 +40,8 @@ def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
         MESSAGING_EVENTS: _LOG,
         PERSON_EVENTS: _LOG,
         OPT_OUTS: _LATEST_VALUE,
+        DEAD_LETTERS: _LOG,
+        CONTROL: _LATEST_VALUE,
         changelog_topic(settings, CONTACTS_TABLE): _LATEST_VALUE,
         changelog_topic(settings, OPT_OUTS_TABLE): _LATEST_VALUE,
     }
@@ -48,7 +54,12 @@ async def create_topics(settings: Settings) -> list[str]:
     try:
         existing = set(await admin.list_topics())
         missing = [
-            NewTopic(name, settings.partitions, settings.replication_factor, topic_configs=configs)
+            NewTopic(
+                name,
+                _PARTITIONS.get(name, settings.partitions),
+                settings.replication_factor,
+                topic_configs=configs,
+            )
             for name, configs in topic_configs(settings).items()
             if name not in existing
         ]
@@ -62,11 +73,13 @@ async def create_topics(settings: Settings) -> list[str]:
 
 @dataclass(frozen=True)
 class Topics:
-    """The Faust handles of the three topics. Values are raw bytes: our codec decodes them once."""
+    """The Faust handles of the topics the agents use. Values are raw bytes: our codec decodes them
+    once."""
 
     messaging_events: faust.TopicT
     person_events: faust.TopicT
     opt_outs: faust.TopicT
+    dead_letters: faust.TopicT
 
 
 def declare_topics(app: faust.App, settings: Settings) -> Topics:
@@ -86,4 +99,5 @@ def declare_topics(app: faust.App, settings: Settings) -> Topics:
         messaging_events=topic(MESSAGING_EVENTS, _LOG),
         person_events=topic(PERSON_EVENTS, _LOG),
         opt_outs=topic(OPT_OUTS, _LATEST_VALUE),
+        dead_letters=topic(DEAD_LETTERS, _LOG),
     )

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 
 from projections.opt_outs import PersonOptOuts
 from projections.overrides import override
+from projections.point_in_time import as_of
 from schemas.codec import encode
 from schemas.errors import AmbiguousEntry, InvalidNumber, NotOnList
 from schemas.events import PERSON_ID_PATTERN, OptOutOverridden
@@ -60,6 +61,29 @@ def load_person(tables: Tables, person_id: str) -> PersonOptOuts:
     return PersonOptOuts.from_json(person_id, tables.opt_outs.get(person_id.encode()))
 
 
+# A '+' of an unencoded UTC offset arrives as a space (form encoding): put it back.
+_OFFSET_AS_SPACE = re.compile(r"(T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?) (\d{2}:\d{2})$")
+
+
+def parse_as_of(raw: str | None, *, naive_is_utc: bool = False) -> datetime | None:
+    """The `as_of` query parameter: an RFC 3339 time with its offset (`2026-11-27T09:05:00Z`), or
+    None when absent. The operator's page, whose times are all UTC, may pass one without offset."""
+    if raw is None or not raw.strip():
+        return None
+    text = _OFFSET_AS_SPACE.sub(r"\1+\2", raw.strip())
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise BadRequest(
+            422, f"as_of {raw[:64]!r} is not an RFC 3339 time, such as 2026-11-27T09:05:00Z"
+        ) from None
+    if moment.tzinfo is None:
+        if not naive_is_utc:
+            raise BadRequest(422, f"as_of {raw[:64]!r} has no UTC offset: end it with Z or +hh:mm")
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
 def register_views(
     app: faust.App, settings: Settings, topics: Topics, tables: Tables, metrics: Metrics
 ) -> None:
@@ -73,8 +97,17 @@ def register_views(
     @app.page("/people/{person_id}/sms-opt-outs")
     async def opt_outs(view: View, request: Request, person_id: str) -> Response:
         async def handle() -> web.Response:
-            return web.json_response(load_person(tables, person_id).as_list().model_dump(mode="json"))
+            state = load_person(tables, person_id)
+            if moment is None:
+                return web.json_response(state.as_list().model_dump(mode="json"))
+            # As it stood then: the history up to `as_of`, folded again.
+            listed = as_of(state, moment).as_list().model_dump(mode="json")
+            return web.json_response({**listed, "as_of": moment.isoformat().replace("+00:00", "Z")})
 
+        try:
+            moment = parse_as_of(request.query.get("as_of"))
+        except BadRequest as bad:
+            return bad.response
         return await for_person(request, person_id, handle)
 
     @app.page("/people/{person_id}/sms-opt-outs/history")
@@ -181,4 +214,5 @@ def readiness(app: faust.App) -> dict[str, Any]:
         "ready": recovered and not rebalancing,
         "tables_recovered": recovered,
         "rebalancing": rebalancing,
+        "app_id": app.conf.id,  # which generation answers (streams.generations)
     }

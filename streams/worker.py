@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import faust
 
 from streams.agents import register_agents
 from streams.app import create_app
+from streams.generations import Restart, current_generation, restart_process, watch_generation
 from streams.metrics import Metrics
 from streams.pages import register_pages
 from streams.settings import Settings
 from streams.tables import Tables, declare_tables
 from streams.topics import Topics, create_topics, declare_topics
+from streams.twilio_webhooks import register_twilio_views
 from streams.views import register_views
 
 log = logging.getLogger(__name__)
@@ -38,26 +40,42 @@ def build_service(settings: Settings) -> Service:
     register_agents(app, settings, topics, tables, metrics)
     register_views(app, settings, topics, tables, metrics)
     register_pages(app, tables)
+    register_twilio_views(app, settings, topics, metrics)
     return Service(app, settings, topics, tables, metrics)
 
 
-def run_worker(settings: Settings, on_ready: Callable[[], None] | None = None) -> None:
-    """Create missing topics, then run the worker until SIGINT or SIGTERM."""
+def run_worker(
+    settings: Settings,
+    on_ready: Callable[[], None] | None = None,
+    restart_env: Mapping[str, str] | None = None,
+) -> None:
+    """Create missing topics, then run the worker of the current generation until SIGINT or SIGTERM.
+    When the control topic switches to another generation, the process restarts itself into it, with
+    `restart_env` added to its environment (streams.generations)."""
     if not settings.brokers:
         raise SystemExit("OPTOUTS_KAFKA_BROKERS is not set: `optouts run` starts an embedded broker")
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
+    generation = loop.run_until_complete(current_generation(settings))
+    base, settings = settings, generation.settings(settings)
+    log.info("running %s", generation)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
     created = loop.run_until_complete(create_topics(settings))
     if created:
         log.info("created topics: %s", ", ".join(created))
     service = build_service(settings)
+    restart = Restart()
+    watch_generation(service.app, base, generation, restart)
     if on_ready is not None:
         _call_when_ready(service.app, on_ready)
     worker = faust.Worker(
         service.app, loglevel=settings.log_level, loop=loop, quiet=True, redirect_stdouts=False
     )
-    worker.execute_from_commandline()
+    try:
+        worker.execute_from_commandline()
+    finally:
+        if restart.into is not None:  # stopped for a switch, not by a signal: start again
+            restart_process(restart.into, restart_env)
 
 
 def _call_when_ready(app: faust.App, callback: Callable[[], None]) -> None:

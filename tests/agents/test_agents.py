@@ -36,21 +36,20 @@ def run_agent(brokers: str, data_dir: Path, agent_name: str, scenario: Scenario)
     async def main() -> None:
         service.app.finalize()
         service.app.flow_control.resume()
+        await service.app.producer.start()  # the agents buffer their sends: flushed below
         async with service.app.agents[agent_name].test_context() as agent:
             await scenario(service, agent)
-        if service.app.producer.started:  # started by the first send, if any
-            await service.app.producer.flush()
-            await service.app.producer.stop()
+        await service.app.producer.flush()
+        await service.app.producer.stop()
 
     asyncio.run(main())
     return service
 
 
-def put(agent: Any, key: str, value: dict[str, Any] | bytes, *, folded: bool = True) -> Awaitable[Any]:
-    """Hand the agent one value; wait until it is folded unless it is one the agent skips (a test
-    context only wakes for values the agent yields)."""
+def put(agent: Any, key: str, value: dict[str, Any] | bytes) -> Awaitable[Any]:
+    """Hand the agent one value and wait until it has handled it (folded or skipped)."""
     raw = json.dumps(value).encode() if isinstance(value, dict) else value
-    return agent.put(raw, key=key.encode(), wait=folded)
+    return agent.put(raw, key=key.encode())
 
 
 def metric(service: Service, name: str, **labels: str) -> float:
@@ -85,8 +84,8 @@ def test_resolve_skips_and_counts_what_it_cannot_decode_then_goes_on(
     person, phone = unique("person"), unique_phone()
 
     async def scenario(service: Service, agent: Any) -> None:
-        await put(agent, phone, b"\xff not json", folded=False)
-        await put(agent, phone, {"type": "message.exploded", "event_id": "x"}, folded=False)
+        await put(agent, phone, b"\xff not json")
+        await put(agent, phone, {"type": "message.exploded", "event_id": "x"})
         await put(agent, phone, sent(person, phone, SENDER))
         assert service.tables.contacts.get(phone.encode())["recipients"] == {SENDER: [person]}
 
@@ -101,7 +100,7 @@ def test_resolve_rekeys_an_event_keyed_by_another_form_of_the_phone(
     person, phone = unique("person"), unique_phone()
 
     async def scenario(service: Service, agent: Any) -> None:
-        await put(agent, "(415) 555-0123", sent(person, "(415) 555-0123", SENDER), folded=False)
+        await put(agent, "(415) 555-0123", sent(person, "(415) 555-0123", SENDER))
         await put(agent, phone, sent(person, phone, SENDER))  # folded after the one above
         assert service.tables.contacts.get(b"+14155550123") is None  # not folded under the wrong key
 

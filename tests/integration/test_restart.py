@@ -51,13 +51,17 @@ def test_a_restarted_worker_keeps_the_lists_and_applies_no_event_twice(
         received(phone, SENDER, "STOP"),
     )
     worker = new_worker(kafka_brokers, tmp_path, app_id, log).start()
-    eventually(lambda: len(history(worker, stays)) == 3)
-    worker.stop(signal.SIGTERM)
+    try:
+        eventually(lambda: len(history(worker, stays)) == 3)
+    finally:
+        worker.stop(signal.SIGTERM)
 
     for how in (signal.SIGTERM, signal.SIGKILL):
         worker = new_worker(kafka_brokers, tmp_path, app_id, log).start()
-        assert_kept_and_not_applied_twice(worker, kafka_brokers, stop, stays, leaves)
-        worker.stop(how)
+        try:
+            assert_kept_and_not_applied_twice(worker, kafka_brokers, stop, stays, leaves)
+        finally:
+            worker.stop(how)
 
     # A lost disk: the tables come back from their changelogs, read to the log's real end.
     worker = new_worker(kafka_brokers, tmp_path / "empty", app_id, log).start()

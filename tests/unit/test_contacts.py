@@ -9,13 +9,14 @@ import pytest
 
 from projections.contacts import (
     EMPTY_CONTACTS,
+    RECENT_SENDS,
     Contacts,
     derived_event_id,
     resolve,
     resolve_all,
 )
 from projections.keywords import DEFAULT_KEYWORDS
-from schemas.events import MessagingEvent, OptOutCleared, OptOutRecorded, PersonEvent
+from schemas.events import MessageBlocked, MessagingEvent, OptOutCleared, OptOutRecorded, PersonEvent
 from tests.unit.conftest import (
     OTHER_PHONE,
     OTHER_SENDER,
@@ -45,10 +46,17 @@ def test_a_sent_message_makes_the_person_a_recipient_of_that_sender() -> None:
     assert emitted == []
 
 
-def test_a_second_sent_message_to_a_recipient_returns_the_same_contacts() -> None:
-    contacts, _ = fold(sent("s1", "ann"))
+def test_a_redelivered_sent_message_returns_the_same_contacts() -> None:
+    contacts, _ = fold(sent("s1", "ann"), sent("s2", "bob"))
 
-    assert resolve(contacts, sent("s2", "ann")).contacts is contacts
+    assert resolve(contacts, sent("s1", "ann")).contacts is contacts
+
+
+def test_a_second_sent_message_to_a_recipient_is_remembered_by_its_sid() -> None:
+    contacts, _ = fold(sent("s1", "ann"), sent("s2", "ann", minute=1))
+
+    assert contacts.recipients == {SENDER: {"ann"}}
+    assert (contacts.person_sent("SMs1"), contacts.person_sent("SMs2")) == ("ann", "ann")
 
 
 def test_stop_emits_a_recorded_event_for_each_recipient_of_that_sender() -> None:
@@ -257,7 +265,16 @@ def test_contacts_round_trip_through_json() -> None:
 @pytest.mark.parametrize("stored", [None, {}])
 def test_contacts_from_nothing_are_empty(stored: dict[str, object] | None) -> None:
     assert Contacts.from_json(stored) == EMPTY_CONTACTS
-    assert EMPTY_CONTACTS.to_json() == {"recipients": {}, "blocked": {}, "applied": {}}
+    assert EMPTY_CONTACTS.to_json() == {"recipients": {}, "blocked": {}, "applied": {}, "recent_sends": []}
+
+
+def test_contacts_stored_before_sends_were_remembered_still_load() -> None:
+    stored = {"recipients": {SENDER: ["ann"]}, "blocked": {}, "applied": {"r1": ["ann"]}}
+
+    contacts = Contacts.from_json(stored)
+
+    assert contacts.recipients == {SENDER: {"ann"}}
+    assert contacts.recent_sends == ()
 
 
 def test_contacts_reloaded_from_json_still_apply_a_keyword_once() -> None:
@@ -289,3 +306,84 @@ def test_persons_sharing_a_phone_get_distinct_event_ids_for_one_stop() -> None:
     emitted = resolve(contacts, received("r1", "STOP")).emitted
 
     assert len({event.event_id for event in emitted}) == 2
+
+
+# ---- a 21610 from a status callback that did not name the person ---------------------------------
+
+
+def blocked_sid(event_id: str, message_sid: str, *, sender: str = SENDER, minute: int = 0) -> MessageBlocked:
+    """A `message.blocked` as the status callback publishes it without a `person_id`."""
+    return MessageBlocked(
+        event_id=event_id,
+        occurred_at=at(minute),
+        person_id=None,
+        phone=PHONE,
+        sender=sender,
+        message_sid=message_sid,
+    )
+
+
+def test_a_blocked_send_without_a_person_goes_to_the_person_that_sid_was_sent_to() -> None:
+    contacts, _ = fold(sent("s1", "ann"), sent("s2", "bob"))
+
+    resolution = resolve(contacts, blocked_sid("SMs2:failed", "SMs2", minute=3))
+
+    (event,) = resolution.emitted
+    assert isinstance(event, OptOutRecorded)
+    assert (event.person_id, event.sender, event.cause) == ("bob", SENDER, "send_blocked")
+    assert event.event_id == derived_event_id("SMs2:failed", "bob")
+    assert resolution.contacts.blocked == {SENDER: {"bob"}}
+    assert resolution.contacts.applied["SMs2:failed"] == ("bob",)
+
+
+def test_a_redelivered_blocked_send_without_a_person_emits_the_same_event() -> None:
+    contacts, first = fold(sent("s1", "ann"), blocked_sid("SMs1:failed", "SMs1"))
+
+    again = resolve(contacts, blocked_sid("SMs1:failed", "SMs1"))
+
+    assert list(again.emitted) == first
+    assert again.contacts is contacts
+
+
+def test_a_blocked_send_for_a_sid_the_phone_never_saw_changes_nothing() -> None:
+    contacts, _ = fold(sent("s1", "ann"))
+
+    resolution = resolve(contacts, blocked_sid("SMother:failed", "SMother"))
+
+    assert resolution.emitted == ()
+    assert resolution.contacts is contacts
+
+
+def test_an_unresolved_blocked_send_redelivered_after_its_sent_message_is_resolved() -> None:
+    early = blocked_sid("SMs1:undelivered", "SMs1")
+    contacts, emitted = fold(early, sent("s1", "ann"))
+    assert emitted == []
+
+    (event,) = resolve(contacts, early).emitted
+
+    assert event.person_id == "ann"
+
+
+def test_a_phone_remembers_only_its_latest_sends_by_time() -> None:
+    sends = [sent(f"s{i}", f"p{i}", minute=i) for i in range(RECENT_SENDS + 5)]
+    contacts, _ = fold(*reversed(sends))  # arrival order does not matter: time does
+
+    assert len(contacts.recent_sends) == RECENT_SENDS
+    assert contacts.person_sent("SMs4") is None
+    assert contacts.person_sent("SMs5") == "p5"
+    assert resolve(contacts, blocked_sid("SMs0:failed", "SMs0")).emitted == ()
+
+
+def test_a_late_redelivery_of_a_forgotten_send_changes_nothing() -> None:
+    sends = [sent(f"s{i}", "ann", minute=i) for i in range(RECENT_SENDS + 1)]
+    contacts, _ = fold(*sends)
+
+    assert resolve(contacts, sends[0]).contacts is contacts
+
+
+def test_a_blocked_send_that_names_its_person_does_not_need_the_sid() -> None:
+    contacts, _ = fold(sent("s1", "ann"))
+
+    (event,) = resolve(contacts, blocked("b1", "cat")).emitted
+
+    assert event.person_id == "cat"

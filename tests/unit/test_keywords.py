@@ -7,6 +7,7 @@ import pytest
 
 from projections.keywords import DEFAULT_KEYWORDS, Intent, Keywords, classify, keyword_text
 from schemas.events import OptOutType
+from streams.settings import Settings
 
 # Twilio's defaults (2025+), copied from DESIGN.md rather than from the code under test.
 OPT_OUT_WORDS = ["STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"]
@@ -132,3 +133,16 @@ def test_custom_keywords_stack() -> None:
 )
 def test_keyword_text_is_the_trimmed_upper_case_body(body: str, text: str) -> None:
     assert keyword_text(body) == text
+
+
+def test_custom_keywords_come_from_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPTOUTS_OPT_OUT_KEYWORDS", "arret, Baja")
+    monkeypatch.setenv("OPTOUTS_OPT_IN_KEYWORDS", "Reprendre")
+
+    keywords = Settings().keywords
+
+    assert classify(" Arret ", None, keywords) is Intent.OPT_OUT
+    assert classify("BAJA", None, keywords) is Intent.OPT_OUT
+    assert classify("reprendre", None, keywords) is Intent.OPT_IN
+    assert classify("STOP", None, keywords) is Intent.OPT_OUT
+    assert classify("arret", "HELP", keywords) is Intent.HELP

@@ -1,0 +1,55 @@
+"""Progress of a long read for an operator's terminal: events done, events/s, % of the log, ETA;
+a line at most every `interval` seconds, on stderr so that stdout stays for the result."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+
+class Progress:
+    def __init__(self, label: str, total: int, *, interval: float = 1.0, out: TextIO | None = None) -> None:
+        self.label = label
+        self.total = total
+        self.done = 0
+        self.interval = interval
+        self.out = out or sys.stderr
+        self.started = time.monotonic()
+        self._shown = self.started
+
+    @property
+    def seconds(self) -> float:
+        return time.monotonic() - self.started
+
+    @property
+    def rate(self) -> float:
+        """Events per second so far."""
+        return self.done / self.seconds if self.seconds > 0 else 0.0
+
+    def advance(self, count: int) -> None:
+        self.done += count
+        now = time.monotonic()
+        if now - self._shown >= self.interval:
+            self._shown = now
+            self._print(self.line())
+
+    def line(self) -> str:
+        percent = 100.0 * self.done / self.total if self.total else 100.0
+        rate = self.rate
+        eta = (self.total - self.done) / rate if rate > 0 and self.total > self.done else 0.0
+        return (
+            f"{self.label}: {self.done:,} of {self.total:,} events ({percent:.0f}%),"
+            f" {rate:,.0f} events/s, ETA {eta:.0f} s"
+        )
+
+    def finish(self) -> None:
+        self._print(f"{self.label}: {self.done:,} events in {self.seconds:.1f} s ({self.rate:,.0f} events/s)")
+
+    def _print(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+
+def say(text: str) -> None:
+    """A line of progress that is not a count: on stderr, at once."""
+    print(text, file=sys.stderr, flush=True)

@@ -1,0 +1,208 @@
+"""`optouts verify`: fold the logs offline with the same pure folds and compare every person's list with
+what the running generation shows: the HTTP API, its store (the table's changelog, what a worker
+recovers from) and the latest value per person in `sms-opt-outs`. Each difference is printed per
+person; the exit status is 1 on any, 0 when all agree.
+
+The running workers are given time to fold what the logs hold (their consumer group's committed
+offsets reach the snapshotted ends) before anything is compared; a person whose events arrive while
+the verification runs is reported as not judged rather than as a difference.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TextIO
+
+import aiohttp
+from aiokafka import TopicPartition
+
+from projections.differences import empty_list, list_differences
+from projections.opt_outs import PersonOptOuts, project_log
+from projections.rebuild import MessagingFold, new_facts
+from schemas.codec import decode_opt_out_list
+from schemas.errors import DecodeError, OptOutsError
+from schemas.events import AnyPersonEvent, OptOutList
+from streams.generations import Generation, current_generation
+from streams.group_offsets import committed_offsets
+from streams.log_reader import Span, ends_of, latest_values, snapshot
+from streams.offline_fold import fold_messaging_log, read_person_log
+from streams.progress import say
+from streams.settings import Settings
+from streams.topics import MESSAGING_EVENTS, OPT_OUTS, OPT_OUTS_TABLE, PERSON_EVENTS, changelog_topic
+
+EXIT_AGREE, EXIT_DIFFERENT, EXIT_UNREACHABLE = 0, 1, 3
+Found = OptOutList | str  # a list, or why there is no list to compare
+_CONCURRENT_REQUESTS = 16
+
+
+class VerifyError(OptOutsError):
+    """The verification could not be made (not a difference)."""
+
+
+@dataclass
+class Verification:
+    generation: Generation
+    persons: int = 0
+    sources: list[str] = field(default_factory=list)
+    differences: dict[str, list[str]] = field(default_factory=dict)  # person -> "source: what"
+    not_judged: set[str] = field(default_factory=set)
+    pending_facts: int = 0
+    behind: int = 0  # events the running workers had not folded when the wait ended
+
+
+async def verify(
+    settings: Settings, *, api: str | None, wait: float, only: set[str] | None = None
+) -> Verification:
+    """Compare every person's list (or those in `only`) with the log's; the logs are read whole."""
+    if not settings.brokers:
+        raise VerifyError("OPTOUTS_KAFKA_BROKERS is not set: point it at the brokers the workers use")
+    running = await current_generation(settings)
+    live = running.settings(settings)
+    result = Verification(running)
+    say(f"verify: against {running}")
+
+    messaging_spans = await snapshot(settings.brokers, [MESSAGING_EVENTS])
+    fold = MessagingFold(settings.keywords)
+    await fold_messaging_log(settings, messaging_spans, fold, f"stage 1, {MESSAGING_EVENTS}")
+    # What the workers derive from these events must be in the person log before it is read.
+    await _until_folded(settings, running, ends_of(messaging_spans), wait)
+    person_spans = await snapshot(settings.brokers, [PERSON_EVENTS])
+    events: list[AnyPersonEvent] = []
+    await read_person_log(settings, person_spans, events, f"stage 2, {PERSON_EVENTS}")
+    # What the logs say: the person log, plus what the fold derives from the messaging log that the
+    # person log lacks (lost by a worker, or a keyword changed since), placed as a replay would.
+    missing = new_facts(fold.derived.values(), fold.positions, events).append
+    expected = {person: state.as_list() for person, state in project_log([*events, *missing]).items()}
+    result.pending_facts = len(missing)
+    result.behind = await _until_folded(settings, running, ends_of(person_spans), wait)
+
+    store = changelog_topic(live, OPT_OUTS_TABLE)
+    found: dict[str, dict[str, Found]] = {
+        f"store ({store})": await _stored_lists(settings, store),
+        OPT_OUTS: await _published_lists(settings),
+    }
+    persons = set(expected).union(*(set(lists) for lists in found.values())) if only is None else only
+    if api is not None:
+        found[f"API ({api})"] = await _api_lists(api, persons)
+    result.sources, result.persons = list(found), len(persons)
+    for person in sorted(persons):
+        want = expected.get(person) or empty_list(person)
+        for source, lists in found.items():
+            have = lists.get(person) or empty_list(person)
+            differences = [have] if isinstance(have, str) else list_differences(want, have)
+            for difference in differences:
+                result.differences.setdefault(person, []).append(f"{source} {difference}")
+    if result.differences:
+        changed = await _persons_since(settings, ends_of(person_spans))
+        result.not_judged = changed & set(result.differences)
+        for person in result.not_judged:
+            del result.differences[person]
+    return result
+
+
+async def _until_folded(
+    settings: Settings, running: Generation, ends: Mapping[TopicPartition, int], wait: float
+) -> int:
+    """Wait (at most `wait` seconds) until the running group has committed `ends`; the events short of
+    them when the wait ended."""
+    deadline = time.monotonic() + wait
+    while True:
+        committed = await committed_offsets(settings, running.app_id, set(ends))
+        behind = sum(max(0, end - committed.get(tp, 0)) for tp, end in ends.items())
+        if not behind or time.monotonic() >= deadline:
+            return behind
+        await asyncio.sleep(0.5)
+
+
+async def _stored_lists(settings: Settings, topic: str) -> dict[str, Found]:
+    """The table as its changelog holds it: what a worker recovers from."""
+    spans = await snapshot(settings.brokers, [topic])
+    lists: dict[str, Found] = {}
+    for key, (_, value) in (await latest_values(settings.brokers, spans)).items():
+        person = key.decode(errors="replace")
+        if value is not None:
+            try:
+                lists[person] = PersonOptOuts.from_json(person, json.loads(value)).as_list()
+            except (ValueError, KeyError, TypeError) as exc:  # a value the service did not write
+                lists[person] = f"holds a value that is not a stored list: {exc}"
+    return lists
+
+
+async def _published_lists(settings: Settings) -> dict[str, Found]:
+    spans = await snapshot(settings.brokers, [OPT_OUTS])
+    lists: dict[str, Found] = {}
+    for key, (_, value) in (await latest_values(settings.brokers, spans)).items():
+        person = key.decode(errors="replace")
+        if value is not None:
+            try:
+                lists[person] = decode_opt_out_list(value)
+            except DecodeError as exc:  # a value the service did not write
+                lists[person] = f"holds a value that is not a list: {exc}"
+    return lists
+
+
+async def _api_lists(api: str, persons: set[str]) -> dict[str, OptOutList]:
+    limit = asyncio.Semaphore(_CONCURRENT_REQUESTS)
+    timeout = aiohttp.ClientTimeout(total=30)
+
+    async def fetch(http: aiohttp.ClientSession, person: str) -> tuple[str, OptOutList]:
+        url = f"{api.rstrip('/')}/people/{urllib.parse.quote(person, safe='')}/sms-opt-outs"
+        async with limit:
+            for _ in range(20):  # 503 while partitions move between workers: try again shortly
+                async with http.get(url) as answer:
+                    body = await answer.read()
+                    if answer.status != 503:
+                        break
+                await asyncio.sleep(0.5)
+        if answer.status != 200:
+            raise VerifyError(f"GET {url} answered {answer.status}: {body[:200]!r}")
+        return person, decode_opt_out_list(body)
+
+    try:
+        async with aiohttp.ClientSession(timeout=timeout) as http:
+            return dict(await asyncio.gather(*(fetch(http, person) for person in persons)))
+    except aiohttp.ClientConnectionError as exc:
+        raise VerifyError(f"the API at {api} did not answer: {exc}") from exc
+
+
+async def _persons_since(settings: Settings, ends: Mapping[TopicPartition, int]) -> set[str]:
+    spans: dict[TopicPartition, Span] = await snapshot(settings.brokers, [PERSON_EVENTS], since=ends)
+    events: list[AnyPersonEvent] = []
+    await read_person_log(settings, spans, events, f"stage 2, {PERSON_EVENTS} (since the snapshot)")
+    return {event.person_id for event in events}
+
+
+def report(result: Verification, out: TextIO) -> int:
+    """Print each difference per person and a summary; the exit status."""
+    for person, differences in sorted(result.differences.items()):
+        for difference in differences:
+            print(f"person {person}: {difference}", file=out)
+    for person in sorted(result.not_judged):
+        print(f"person {person}: not judged, it changed while verifying", file=out)
+    if result.behind:
+        print(
+            f"note: {result.generation} had not folded {result.behind:,} events of the logs when the"
+            " wait ended (is a worker running?): differences may be that lag",
+            file=out,
+        )
+    if result.pending_facts:
+        print(
+            f"note: {result.pending_facts:,} facts the fold derives from {MESSAGING_EVENTS} are not in"
+            f" {PERSON_EVENTS} (a keyword setting changed since, or the workers missed them); the lists"
+            " above are judged with them: `optouts replay` appends them",
+            file=out,
+        )
+    people = len(result.differences)
+    verdict = f"{people:,} persons differ" if people else "all agree"
+    print(
+        f"verified {result.persons:,} persons of {result.generation} against the log"
+        f" ({', '.join(result.sources)}): {verdict}",
+        file=out,
+        flush=True,
+    )
+    return EXIT_DIFFERENT if people else EXIT_AGREE

@@ -1,0 +1,113 @@
+"""A realistic, reproducible mix of messaging events for benchmarks and soak runs: mostly sends, some
+keywords (with shared phones and opt-ins), other inbound bodies, blocked sends and redeliveries."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+_OPT_OUT = ["STOP", "stop", " Stop ", "UNSUBSCRIBE", "quit", "cancel", "END", "optout"]
+_OPT_IN = ["START", "yes", "UNSTOP"]
+_OTHER = ["Thanks!", "HELP", "info", "Stop please", "who is this?", "ok", "STOP PLEASE", "Stop."]
+_START = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Mix:
+    """Shares of each kind of event; what is left are blocked sends."""
+
+    sent: float = 0.90
+    keyword: float = 0.04
+    other_inbound: float = 0.05
+    duplicate: float = 0.03  # of all events, a redelivery of an earlier one
+    shared_phones: float = 0.05  # of persons, sharing a phone with the next person
+
+
+def generate(n: int, persons: int, seed: int = 7, mix: Mix = Mix()) -> Iterator[dict[str, Any]]:
+    """`n` events (JSON-able dicts) over `persons` persons, the same for the same arguments."""
+    rng = random.Random(seed)
+    senders = [f"+1415555{1000 + i:04d}" for i in range(20)] + ["12345", "67890"]
+    phone_of = [f"+1{2_000_000_000 + i * 7919 % 8_000_000_000:010d}" for i in range(persons)]
+    for i in range(0, persons - 1, max(2, round(1 / mix.shared_phones))):
+        phone_of[i + 1] = phone_of[i]  # two persons, one phone
+    recent: list[tuple[int, str]] = []  # (person, sender) pairs that were sent to, for keywords
+    emitted: list[dict[str, Any]] = []
+    for i in range(n):
+        at = (_START + timedelta(milliseconds=i)).isoformat().replace("+00:00", "Z")
+        roll = rng.random()
+        if emitted and roll < mix.duplicate:
+            yield rng.choice(emitted[-5000:])
+            continue
+        roll = rng.random()
+        sid = f"SM{rng.getrandbits(128):032x}"
+        if roll < mix.sent or not recent:
+            person = rng.randrange(persons)
+            sender = rng.choice(senders)
+            recent.append((person, sender))
+            if len(recent) > 10_000:
+                recent.pop(0)
+            event = _sent(sid, at, person, phone_of[person], sender)
+        elif roll < mix.sent + mix.keyword:
+            person, sender = rng.choice(recent)
+            body = rng.choice(_OPT_IN if rng.random() < 0.2 else _OPT_OUT)
+            event = _received(sid, at, phone_of[person], sender, body)
+        elif roll < mix.sent + mix.keyword + mix.other_inbound:
+            person, sender = rng.choice(recent)
+            event = _received(sid, at, phone_of[person], sender, rng.choice(_OTHER))
+        else:
+            person, sender = rng.choice(recent)
+            event = _blocked(sid, at, person, phone_of[person], sender)
+        emitted.append(event)
+        yield event
+
+
+def person_id(index: int) -> str:
+    return f"person-{index}"
+
+
+def _sent(sid: str, at: str, person: int, phone: str, sender: str) -> dict[str, Any]:
+    return {
+        "type": "message.sent",
+        "event_id": sid,
+        "schema_version": 1,
+        "occurred_at": at,
+        "person_id": person_id(person),
+        "phone": phone,
+        "sender": sender,
+        "message_sid": sid,
+        "messaging_service_sid": None,
+    }
+
+
+def _received(sid: str, at: str, phone: str, sender: str, body: str) -> dict[str, Any]:
+    return {
+        "type": "message.received",
+        "event_id": sid,
+        "schema_version": 1,
+        "occurred_at": at,
+        "phone": phone,
+        "sender": sender,
+        "body": body,
+        "message_sid": sid,
+        "account_sid": "AC00000000000000000000000000000000",
+        "messaging_service_sid": None,
+        "opt_out_type": None,
+    }
+
+
+def _blocked(sid: str, at: str, person: int, phone: str, sender: str) -> dict[str, Any]:
+    return {
+        "type": "message.blocked",
+        "event_id": sid,
+        "schema_version": 1,
+        "occurred_at": at,
+        "person_id": person_id(person),
+        "phone": phone,
+        "sender": sender,
+        "message_sid": sid,
+        "error_code": 21610,
+        "messaging_service_sid": None,
+    }

@@ -1,0 +1,336 @@
+"""Replay, verification, point in time and dead letters, through the real broker, a real worker process,
+real HTTP and the real `optouts` command. The tests of this module run in order on one worker: it
+starts at generation 0 and is switched to generation 1 by the replay test."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from faust.serializers.codecs import dumps as faust_dumps
+
+from projections.opt_outs import project_all
+from schemas.events import OptOutRecorded
+from streams.log_reader import read, snapshot
+from streams.topics import DEAD_LETTERS, MESSAGING_EVENTS, OPT_OUTS
+from tests.factories import blocked, received, sent, unique, unique_phone
+from tests.integration.kafka import latest_values, publish, run
+from tests.integration.processes import ROOT, ServiceProcess, http_json, new_worker
+from tests.integration.test_pipeline import SENDER, eventually, history, opt_outs, publish_events, senders
+
+pytestmark = pytest.mark.integration
+
+NEW_KEYWORD = "ARRETEZ"  # a custom opt-out keyword no other test uses
+
+
+@pytest.fixture(scope="module")
+def worker(
+    kafka_brokers: str, tmp_path_factory: pytest.TempPathFactory, output_dir: Path
+) -> Iterator[ServiceProcess]:
+    app_id = unique("optouts-replay")
+    process = new_worker(
+        kafka_brokers, tmp_path_factory.mktemp("replay"), app_id, output_dir / f"{app_id}.log"
+    )
+    process.start()
+    yield process
+    process.stop()
+
+
+@dataclass(frozen=True)
+class Story:
+    stays: str  # STOP: listed
+    clears: str  # STOP, then START: not listed, two changes
+    blocked: str  # a send blocked with 21610: listed
+    french: str  # texted the new keyword: listed only by a fold that knows it
+    french_message: dict[str, Any]
+
+    @property
+    def persons(self) -> list[str]:
+        return [self.stays, self.clears, self.blocked, self.french]
+
+    @property
+    def unchanged(self) -> list[str]:
+        return [self.stays, self.clears, self.blocked]
+
+
+@pytest.fixture(scope="module")
+def story(worker: ServiceProcess, kafka_brokers: str) -> Story:
+    stays, clears, blocked_person, french = (
+        unique(name) for name in ("stays", "clears", "blocked", "french")
+    )
+    phone, other_phone, french_phone = unique_phone(), unique_phone(), unique_phone()
+    french_message = received(french_phone, SENDER, NEW_KEYWORD.lower())
+    publish_events(
+        kafka_brokers,
+        sent(stays, phone, SENDER),
+        received(phone, SENDER, "STOP"),
+        sent(clears, other_phone, SENDER),
+        received(other_phone, SENDER, "STOP"),
+        received(other_phone, SENDER, "START"),
+        blocked(blocked_person, unique_phone(), SENDER),
+        sent(french, french_phone, SENDER),
+        french_message,
+    )
+    eventually(lambda: senders(worker, stays) == {SENDER} and senders(worker, blocked_person) == {SENDER})
+    eventually(lambda: len(history(worker, clears)) == 2)
+    return Story(stays, clears, blocked_person, french, french_message)
+
+
+def optouts(worker: ServiceProcess, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """`python -m streams ARGS` with the worker's settings (its app id and brokers), plus `env`."""
+    return subprocess.run(
+        [sys.executable, "-m", "streams", *args],
+        env={**worker.env, **env},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+
+def answering_app_id(worker: ServiceProcess) -> str | None:
+    status, ready = http_json("GET", f"{worker.url}/ready")
+    return ready["app_id"] if status == 200 else None
+
+
+def read_all(brokers: str, topic: str) -> list[tuple[bytes | None, bytes | None]]:
+    async def values() -> list[tuple[bytes | None, bytes | None]]:
+        spans = await snapshot([brokers], [topic])
+        return [(r.key, r.value) async for records in read([brokers], spans) for r in records]
+
+    return run(values)
+
+
+# ---- dead letters and the list as of a moment, on generation 0 -------------------------------------
+
+
+def test_undecodable_values_and_events_of_a_future_version_are_kept_in_dead_letters(
+    worker: ServiceProcess, kafka_brokers: str
+) -> None:
+    person, phone = unique("person"), unique_phone()
+    future = {**sent(person, phone, SENDER), "schema_version": 9}
+    publish(
+        kafka_brokers,
+        MESSAGING_EVENTS,
+        [(phone, b"{not json"), (phone, future), (phone, sent(person, phone, SENDER))],
+    )
+    publish_events(kafka_brokers, received(phone, SENDER, "STOP"))
+    eventually(lambda: senders(worker, person) == {SENDER})  # the bad ones did not stop the agent
+
+    app_id = worker.env["OPTOUTS_APP_ID"]
+    letters = eventually(
+        lambda: [
+            json.loads(value or b"")
+            for key, value in read_all(kafka_brokers, DEAD_LETTERS)
+            if key == phone.encode() and json.loads(value or b"")["app_id"] == app_id
+        ]
+    )
+    assert [(letter["kind"], letter["topic"]) for letter in letters] == [
+        ("undecodable", MESSAGING_EVENTS),
+        ("unknown_schema_version", MESSAGING_EVENTS),
+    ]
+    assert letters[0]["value"] == "{not json"
+    assert json.loads(letters[1]["value"]) == future
+    assert letters[1]["reason"].startswith("message.sent: field 'schema_version' = 9")
+    assert letters[0]["partition"] == letters[1]["partition"]
+    assert letters[1]["offset"] == letters[0]["offset"] + 1
+    assert senders(worker, person) == {SENDER}  # the future version's send was not folded either way
+
+
+def test_the_list_as_of_a_past_moment_is_the_list_as_it_stood_then(
+    worker: ServiceProcess, kafka_brokers: str
+) -> None:
+    person, phone = unique("person"), unique_phone()
+    stop, start = received(phone, SENDER, "STOP"), received(phone, SENDER, "START")
+    publish_events(kafka_brokers, sent(person, phone, SENDER), stop, start)
+    eventually(lambda: len(history(worker, person)) == 2)
+
+    def as_of(moment: str) -> tuple[int, Any]:
+        return http_json("GET", f"{worker.url}/people/{person}/sms-opt-outs?as_of={moment}")
+
+    between = stop["occurred_at"].replace("Z", ".5+00:00").replace("+", "%2B")
+    status, then = as_of(between)
+    assert status == 200
+    assert [(e["sender"], e["since"]) for e in then["opt_outs"]] == [(SENDER, stop["occurred_at"])]
+    assert (then["updated_at"], then["as_of"]) == (
+        stop["occurred_at"],
+        stop["occurred_at"].replace("Z", ".500000Z"),
+    )
+    assert as_of(start["occurred_at"])[1]["opt_outs"] == []
+    assert as_of("2000-01-01T00:00:00Z")[1] == {
+        "person_id": person,
+        "opt_outs": [],
+        "updated_at": None,
+        "as_of": "2000-01-01T00:00:00Z",
+    }
+    assert opt_outs(worker, person) == []
+
+    status, page = http_json("GET", f"{worker.url}/people/{person}?as_of={between}")
+    assert status == 200
+    assert "As the list stood at" in page and f'data-sender="{SENDER}"' in page
+    assert 'id="manage"' not in page  # nothing to remove from the past
+
+
+@pytest.mark.parametrize("moment", ["yesterday", "2026-11-27T09:00:00", "2026-13-01T00:00:00Z"])
+def test_a_bad_as_of_is_refused_naming_it(worker: ServiceProcess, moment: str) -> None:
+    status, body = http_json("GET", f"{worker.url}/people/{unique('p')}/sms-opt-outs?as_of={moment}")
+
+    assert status == 422
+    assert f"as_of {moment!r}" in body["error"]
+
+
+# ---- replay: a new generation, built while the running one answers --------------------------------
+
+
+def test_a_replay_builds_a_new_generation_while_the_running_one_answers_then_the_workers_switch(
+    worker: ServiceProcess, kafka_brokers: str, story: Story
+) -> None:
+    app_id = worker.env["OPTOUTS_APP_ID"]
+    before = {person: (opt_outs(worker, person), history(worker, person)) for person in story.unchanged}
+    assert senders(worker, story.french) == set()  # the running fold does not know the keyword
+
+    rebuilding = subprocess.Popen(
+        [sys.executable, "-m", "streams", "replay", "--no-switch", "--json"],
+        env={**worker.env, "OPTOUTS_OPT_OUT_KEYWORDS": NEW_KEYWORD},
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    answers = 0
+    while rebuilding.poll() is None:  # the running generation answers all through the replay
+        assert answering_app_id(worker) == app_id
+        assert opt_outs(worker, story.stays) == before[story.stays][0]
+        answers += 1
+    output, progress = rebuilding.communicate(timeout=180)
+    assert rebuilding.returncode == 0, progress
+    summary = json.loads(output.splitlines()[-1])
+    assert (summary["generation"], summary["app_id"], summary["switched"]) == (1, f"{app_id}-g1", False)
+    assert summary["appended"] >= 1 and summary["messaging_events"] > 0
+    assert f"stage 1, {MESSAGING_EVENTS}: " in progress and "events/s" in progress
+    assert answers >= 1
+
+    # Not switched yet: generation 0 answers, and folds what arrives, which generation 1 must see too.
+    late, late_phone = unique("late"), unique_phone()
+    publish_events(kafka_brokers, sent(late, late_phone, SENDER), received(late_phone, SENDER, "QUIT"))
+    eventually(lambda: senders(worker, late) == {SENDER})
+    assert answering_app_id(worker) == app_id
+
+    switched = optouts(worker, "switch", "1")
+    assert switched.returncode == 0, switched.stderr
+    eventually(lambda: answering_app_id(worker) == f"{app_id}-g1", timeout=90)  # the same process, restarted
+    assert worker.process is not None and worker.process.poll() is None
+
+    for person in story.unchanged:  # the replayed lists are the live fold's
+        assert (opt_outs(worker, person), history(worker, person)) == before[person]
+    [entry] = opt_outs(worker, story.french)  # the new keyword, applied to the past
+    assert (entry["keyword"], entry["since"]) == (NEW_KEYWORD, story.french_message["occurred_at"])
+    eventually(
+        lambda: senders(worker, late) == {SENDER}
+    )  # folded by generation 1 from where the replay stopped
+
+    # Written as Faust writes table values: byte for byte what generation 0's worker wrote.
+    def stored(generation_app_id: str) -> bytes | None:
+        key = story.stays.encode()
+        return dict(read_all(kafka_brokers, f"{generation_app_id}-opt-outs-changelog")).get(key)
+
+    assert stored(f"{app_id}-g1") == stored(app_id) is not None
+
+
+def test_a_consumer_reading_sms_opt_outs_from_the_start_sees_each_persons_latest_list(
+    worker: ServiceProcess, kafka_brokers: str, story: Story
+) -> None:
+    persons = set(story.persons)
+    answers = {
+        person: http_json("GET", f"{worker.url}/people/{person}/sms-opt-outs")[1] for person in persons
+    }
+
+    latest = eventually(
+        lambda: (found := latest_values(kafka_brokers, OPT_OUTS, persons)) == answers and found
+    )
+
+    assert [entry["keyword"] for entry in latest[story.french]["opt_outs"]] == [NEW_KEYWORD]
+    assert latest[story.clears]["opt_outs"] == []
+
+
+# ---- verify ---------------------------------------------------------------------------------------
+
+
+def test_verify_agrees_with_the_projection_and_names_each_person_changed_behind_the_logs_back(
+    worker: ServiceProcess, kafka_brokers: str, story: Story
+) -> None:
+    agreed = optouts(worker, "verify", *story.persons)
+    assert agreed.returncode == 0, agreed.stdout + agreed.stderr
+    assert "all agree" in agreed.stdout and "generation 1" in agreed.stdout
+
+    # A list published by someone else than the service, and a table value written to the store.
+    forged = {
+        "person_id": story.stays,
+        "opt_outs": [],
+        "updated_at": "2026-11-27T09:00:00Z",
+    }
+    publish(kafka_brokers, OPT_OUTS, [(story.stays, forged)])
+    other = OptOutRecorded.model_validate_json(json.dumps(history(worker, story.stays)[0]))
+    store_value = project_all([other.model_copy(update={"person_id": story.clears})], person_id=story.clears)
+    app_id = worker.env["OPTOUTS_APP_ID"]
+    store = f"{app_id}-g1-opt-outs-changelog"
+    publish(kafka_brokers, store, [(story.clears, faust_dumps("json", store_value.to_json()))])
+
+    differed = optouts(worker, "verify", "--wait", "5", *story.persons)
+
+    assert differed.returncode == 1, differed.stdout + differed.stderr
+    lines = differed.stdout.splitlines()
+    assert f"person {story.stays}: {OPT_OUTS} does not list {SENDER}" in differed.stdout
+    assert f"person {story.clears}: store ({app_id}-g1-opt-outs-changelog) lists {SENDER}" in differed.stdout
+    assert not [line for line in lines if story.french in line or story.blocked in line]
+    assert lines[-1].endswith("2 persons differ")
+
+
+# ---- refusals: a clear error, nothing changed ----------------------------------------------------
+
+
+def test_switching_to_a_generation_never_built_is_refused_and_changes_nothing(worker: ServiceProcess) -> None:
+    refused = optouts(worker, "switch", "7")
+
+    assert refused.returncode == 1
+    assert "no generation 7" in refused.stderr and "built are 0, 1" in refused.stderr
+    assert answering_app_id(worker) == f"{worker.env['OPTOUTS_APP_ID']}-g1"
+
+
+def test_replay_and_verify_without_brokers_say_what_is_missing(worker: ServiceProcess) -> None:
+    env = {k: v for k, v in worker.env.items() if k != "OPTOUTS_KAFKA_BROKERS"}
+    for command, status in (("replay", 1), ("verify", 3)):
+        done = subprocess.run(
+            [sys.executable, "-m", "streams", command], env=env, cwd=ROOT, capture_output=True, text=True
+        )
+        assert done.returncode == status
+        assert "OPTOUTS_KAFKA_BROKERS is not set" in done.stderr
+
+
+def test_verify_says_so_when_the_api_does_not_answer(worker: ServiceProcess, story: Story) -> None:
+    done = optouts(worker, "verify", "--wait", "0", "--api", "http://127.0.0.1:9", story.stays)
+
+    assert done.returncode == 3
+    assert "the API at http://127.0.0.1:9 did not answer" in done.stderr
+
+
+def test_verify_judges_the_lists_with_the_facts_a_changed_fold_finds_in_the_messaging_log(
+    worker: ServiceProcess, kafka_brokers: str
+) -> None:
+    person, phone = unique("person"), unique_phone()
+    publish_events(kafka_brokers, sent(person, phone, SENDER), received(phone, SENDER, "Basta"))
+
+    same_fold = optouts(worker, "verify", "--wait", "20", person)
+    changed_fold = optouts(worker, "verify", "--wait", "20", person, OPTOUTS_OPT_OUT_KEYWORDS="BASTA")
+
+    assert same_fold.returncode == 0, same_fold.stdout + same_fold.stderr
+    assert changed_fold.returncode == 1, changed_fold.stdout + changed_fold.stderr
+    assert f"person {person}: API (" in changed_fold.stdout
+    assert f"does not list {SENDER} at {phone}" in changed_fold.stdout
+    assert "`optouts replay` appends them" in changed_fold.stdout

@@ -1,0 +1,63 @@
+"""When the guarded sender refuses to send: the sender is on the person's list (at any of their
+phones), or the send goes through a Messaging Service the person opted out of."""
+
+from __future__ import annotations
+
+from schemas.events import OptOutEntry, OptOutList
+from streams.sender import refusal
+from tests.unit.conftest import OTHER_PHONE, OTHER_SENDER, PHONE, SENDER, at
+
+SERVICE = "MG" + "1" * 32
+
+
+def listed(*entries: OptOutEntry) -> OptOutList:
+    return OptOutList(person_id="cus_1", opt_outs=entries, updated_at=at(5) if entries else None)
+
+
+def entry(
+    sender: str = SENDER, phone: str = PHONE, *, keyword: str | None = "STOP", service: str | None = None
+) -> OptOutEntry:
+    return OptOutEntry(
+        sender=sender,
+        phone=phone,
+        since=at(5),
+        cause="keyword" if keyword else "send_blocked",
+        keyword=keyword,
+        messaging_service_sid=service,
+    )
+
+
+def test_an_empty_list_refuses_nothing() -> None:
+    assert refusal(listed(), SENDER, None) is None
+    assert refusal(listed(), SENDER, SERVICE) is None
+
+
+def test_a_sender_on_the_list_is_refused_saying_who_when_and_why() -> None:
+    reason = refusal(listed(entry()), SENDER, None)
+
+    assert reason == f"cus_1 opted out of {SENDER} at {PHONE} since 2025-03-01T09:05:00+00:00: texted STOP"
+
+
+def test_a_sender_on_the_list_for_another_phone_of_the_person_is_refused() -> None:
+    assert refusal(listed(entry(phone=OTHER_PHONE)), SENDER, None) is not None
+
+
+def test_a_blocked_send_on_the_list_is_refused_saying_so() -> None:
+    reason = refusal(listed(entry(keyword=None)), SENDER, None)
+
+    assert reason is not None and reason.endswith("Twilio blocked a send (21610)")
+
+
+def test_another_sender_is_not_refused() -> None:
+    assert refusal(listed(entry()), OTHER_SENDER, None) is None
+
+
+def test_any_sender_through_a_messaging_service_on_the_list_is_refused() -> None:
+    reason = refusal(listed(entry(service=SERVICE)), OTHER_SENDER, SERVICE)
+
+    assert reason is not None and f"(Messaging Service {SERVICE})" in reason
+
+
+def test_another_messaging_service_is_not_refused() -> None:
+    assert refusal(listed(entry(service=SERVICE)), OTHER_SENDER, "MG" + "2" * 32) is None
+    assert refusal(listed(entry(service=None)), OTHER_SENDER, SERVICE) is None

@@ -1,0 +1,139 @@
+"""Schema versions: a version 1 `message.received`, as it is stored on the log, is read as version 2;
+an event of a version newer than the service reads is refused as such, never guessed at."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from projections.contacts import EMPTY_CONTACTS, resolve
+from schemas.codec import decode_messaging_event, decode_person_event, encode
+from schemas.errors import DecodeError, UnknownSchemaVersion
+from schemas.events import MessageReceived, MessagingEvent
+from schemas.upcasting import latest_version, upcast
+from tests.unit.conftest import sent
+
+# Bytes exactly as version 1 of the service wrote them to sms-messaging-events.
+STORED_V1_STOP = (
+    b'{"type":"message.received","event_id":"SM0002","schema_version":1,'
+    b'"occurred_at":"2025-03-01T09:05:00Z","phone":"+14155550123","sender":"+14155550100",'
+    b'"body":" Stop ","message_sid":"SM0002","account_sid":"AC0001","messaging_service_sid":null,'
+    b'"opt_out_type":null}'
+)
+
+
+def decode(data: bytes) -> MessagingEvent:
+    return decode_messaging_event(data, region="US")
+
+
+def test_a_stored_version_1_received_message_is_read_as_version_2_with_its_keyword() -> None:
+    event = decode(STORED_V1_STOP)
+
+    assert isinstance(event, MessageReceived)
+    assert (event.schema_version, event.keyword, event.body) == (2, "STOP", " Stop ")
+    assert event.event_id == "SM0002"
+
+
+def test_a_version_1_value_without_schema_version_is_version_1() -> None:
+    value = json.loads(STORED_V1_STOP)
+    del value["schema_version"]
+
+    event = decode(json.dumps(value).encode())
+
+    assert isinstance(event, MessageReceived)
+    assert (event.schema_version, event.keyword) == (2, "STOP")
+
+
+def test_an_upcast_event_is_written_again_as_version_2() -> None:
+    written = json.loads(encode(decode(STORED_V1_STOP)))
+
+    assert written["schema_version"] == 2
+    assert written["keyword"] == "STOP"
+    assert written == {**json.loads(STORED_V1_STOP), "schema_version": 2, "keyword": "STOP"}
+
+
+def test_a_version_1_stop_folds_to_the_same_opt_out_as_a_version_2_stop() -> None:
+    contacts = resolve(EMPTY_CONTACTS, sent("s1", "ann")).contacts
+    as_v2 = json.dumps({**json.loads(STORED_V1_STOP), "schema_version": 2, "keyword": "STOP"}).encode()
+
+    from_v1 = resolve(contacts, decode(STORED_V1_STOP)).emitted
+    from_v2 = resolve(contacts, decode(as_v2)).emitted
+
+    assert from_v1 == from_v2
+    assert [(e.person_id, e.keyword) for e in from_v1] == [("ann", "STOP")]
+
+
+def test_a_version_2_value_must_carry_the_keyword_of_its_body() -> None:
+    value = {**json.loads(STORED_V1_STOP), "schema_version": 2, "keyword": "START"}
+
+    with pytest.raises(DecodeError, match="keyword 'START' is not the body"):
+        decode(json.dumps(value).encode())
+
+
+def test_a_version_2_value_without_keyword_gets_the_keyword_of_its_body() -> None:
+    value = {**json.loads(STORED_V1_STOP), "schema_version": 2}
+
+    assert decode(json.dumps(value).encode()).keyword == "STOP"
+
+
+@pytest.mark.parametrize(
+    ("value", "version"),
+    [
+        ({**json.loads(STORED_V1_STOP), "schema_version": 3}, 3),
+        ({**json.loads(STORED_V1_STOP), "type": "message.sent", "person_id": "ann", "schema_version": 2}, 2),
+    ],
+    ids=["received-v3", "sent-v2"],
+)
+def test_an_event_of_a_version_newer_than_the_service_reads_is_refused_as_unknown(
+    value: dict[str, object], version: int
+) -> None:
+    with pytest.raises(UnknownSchemaVersion) as refused:
+        decode(json.dumps(value).encode())
+
+    assert refused.value.version == version
+    assert refused.value.field == "schema_version"
+    assert f"up to version {latest_version(str(value['type']))}" in str(refused.value)
+
+
+def test_a_person_event_of_a_future_version_is_refused_as_unknown() -> None:
+    value = {
+        "type": "opt_out.recorded",
+        "event_id": "e1",
+        "schema_version": 2,
+        "occurred_at": "2025-03-01T09:05:00Z",
+        "person_id": "ann",
+        "sender": "+14155550100",
+        "phone": "+14155550123",
+        "source_event_id": "SM0002",
+        "cause": "keyword",
+    }
+
+    with pytest.raises(UnknownSchemaVersion):
+        decode_person_event(json.dumps(value).encode())
+
+
+@pytest.mark.parametrize("version", [0, -1, "1", None, True])
+def test_a_schema_version_that_is_no_version_is_undecodable_not_unknown(version: object) -> None:
+    value = {**json.loads(STORED_V1_STOP), "schema_version": version}
+
+    with pytest.raises(DecodeError) as refused:
+        decode(json.dumps(value).encode())
+
+    assert not isinstance(refused.value, UnknownSchemaVersion)
+    assert refused.value.field == "schema_version"
+
+
+def test_a_version_1_value_with_a_bad_field_names_that_field() -> None:
+    value = {**json.loads(STORED_V1_STOP), "phone": "not a phone"}
+
+    with pytest.raises(DecodeError) as refused:
+        decode(json.dumps(value).encode())
+
+    assert refused.value.field == "phone"
+
+
+def test_upcast_leaves_a_value_of_the_latest_version_as_it_is() -> None:
+    value = {**json.loads(STORED_V1_STOP), "schema_version": 2, "keyword": "STOP"}
+
+    assert upcast(value) is value
