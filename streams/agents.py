@@ -55,12 +55,17 @@ def register_agents(
         metrics.rekeyed.labels(event.message.topic).inc()
         return True
 
+    # Faust's RocksDB store reads and writes a key in the partition of the stream's *current
+    # event*; a batch from take_events() has none (faust-streaming#497). So the event a key came
+    # with is made current around every read and write of that key, and cleared after the batch: a
+    # stale current event would make a read of a key from another partition find nothing.
+    def load(stream: faust.StreamT[Any], table: faust.Table, key: bytes, event: faust.EventT) -> Any:
+        stream._set_current_event(event)
+        return table.get(key)
+
     def store(
         stream: faust.StreamT[Any], table: faust.Table, key: bytes, value: Any, event: faust.EventT
     ) -> None:
-        # A table write goes to the partition of the event being processed, which Faust finds in
-        # the stream's current event; a batch from take_events() has none (faust-streaming#497),
-        # so it is set to the last event of the key in the batch.
         stream._set_current_event(event)
         table[key] = value
 
@@ -79,7 +84,10 @@ def register_agents(
                 key = message.phone.encode()
                 if rekeyed(topics.messaging_events, event, key, encode(message)):
                     continue
-                contacts = states[key] if key in states else Contacts.from_json(tables.contacts.get(key))
+                if key in states:
+                    contacts = states[key]
+                else:
+                    contacts = Contacts.from_json(load(stream, tables.contacts, key, event))
                 resolution = resolve(contacts, message, keywords)
                 states[key] = resolution.contacts
                 if resolution.contacts is not contacts:
@@ -91,6 +99,7 @@ def register_agents(
                 metrics.events_folded.labels("resolve", message.type).inc()
             for key, event in changed.items():
                 store(stream, tables.contacts, key, states[key].to_json(), event)
+            stream._set_current_event(None)
             observe(metrics, "resolve", batch, started)
             yield len(batch)
 
@@ -112,9 +121,8 @@ def register_agents(
                 if rekeyed(topics.person_events, event, key, encode(person_event)):
                     continue
                 if key not in states:
-                    loaded[key] = states[key] = PersonOptOuts.from_json(
-                        person_event.person_id, tables.opt_outs.get(key)
-                    )
+                    stored = load(stream, tables.opt_outs, key, event)
+                    loaded[key] = states[key] = PersonOptOuts.from_json(person_event.person_id, stored)
                 state = states[key]
                 states[key] = projected = project(state, person_event)
                 if projected is state:
@@ -130,6 +138,7 @@ def register_agents(
                 if key in republish or state.entries != before.entries:
                     topics.opt_outs.send_soon(key=key, value=encode(state.as_list()))
                     metrics.list_size.observe(len(state.entries))
+            stream._set_current_event(None)
             observe(metrics, "project", batch, started)
             yield len(batch)
 

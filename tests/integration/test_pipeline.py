@@ -223,3 +223,17 @@ def test_health_ready_and_metrics_answer(worker: ServiceProcess) -> None:
     status, metrics = http_json("GET", f"{worker.url}/metrics")
     assert status == 200
     assert "optouts_events_folded_total" in metrics
+
+
+def test_a_burst_over_every_partition_is_folded_event_by_event(
+    worker: ServiceProcess, kafka_brokers: str
+) -> None:
+    # Many phones at once: the agents fold them in batches that mix partitions, and each key must
+    # be read from and written to its own partition's store.
+    people = [(unique("burst"), unique_phone()) for _ in range(150)]
+    publish_events(kafka_brokers, *[sent(person, phone, SENDER) for person, phone in people])
+    publish_events(kafka_brokers, *[received(phone, SENDER, "STOP") for _, phone in people])
+
+    eventually(lambda: all(senders(worker, person) == {SENDER} for person, _ in people[-5:]), timeout=60)
+    missing = [person for person, _ in people if senders(worker, person) != {SENDER}]
+    assert missing == []
