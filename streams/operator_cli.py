@@ -20,7 +20,8 @@ EXIT_UNREACHABLE = 3  # no answer from the service
 def add_operator_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     people = commands.add_parser("people", help="show a person's SMS opt-outs and history; remove an entry")
     people.add_argument(
-        "--api", help="the service's base URL (default: http://OPTOUTS_WEB_HOST:OPTOUTS_WEB_PORT)"
+        "--api",
+        help="the service's base URL (default: OPTOUTS_API_URL, else http://OPTOUTS_WEB_HOST:OPTOUTS_WEB_PORT)",
     )
     people.add_argument("--json", action="store_true", help="print the API's JSON instead of a table")
     actions = people.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -103,7 +104,7 @@ def remove_command(args: argparse.Namespace, settings: Settings) -> int:
 def call(
     args: argparse.Namespace, settings: Settings, method: str, path: str, body: Any = None
 ) -> tuple[int, Any]:
-    base = args.api or default_api(settings)
+    base = args.api or settings.service_url
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(
         base.rstrip("/") + path, data=data, method=method, headers={"Content-Type": "application/json"}
@@ -120,11 +121,6 @@ def call(
         reason = getattr(error, "reason", error)
         print(f"error: no answer from the service at {base}: {reason}", file=sys.stderr)
         sys.exit(EXIT_UNREACHABLE)
-
-
-def default_api(settings: Settings) -> str:
-    host = "127.0.0.1" if settings.web_host in ("0.0.0.0", "::", "") else settings.web_host
-    return f"http://{host}:{settings.web_port}"
 
 
 def refused(status: int, body: Any) -> int:
