@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test test-unit test-integration bench replay verify schemas lint format constraints clean
+.PHONY: run test test-unit test-integration bench soak replay verify schemas lint format constraints clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11 or newer is needed")'
@@ -27,6 +27,9 @@ test-integration: $(STAMP)  ## agents and integration tests, on a broker
 
 bench: $(STAMP)  ## throughput, latency and memory on the embedded broker (or OPTOUTS_KAFKA_BROKERS)
 	$(BIN)/optouts bench $(BENCH_ARGS)
+
+soak: $(STAMP)  ## crash soak: SIGKILL and restart a worker while events stream in; every list must be the log's fold
+	$(BIN)/optouts soak $(SOAK_ARGS)
 
 replay: $(STAMP)  ## rebuild every list from the logs into a new generation and switch the workers to it
 	$(BIN)/optouts replay $(REPLAY_ARGS)

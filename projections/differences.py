@@ -1,8 +1,12 @@
 """What differs between the list the log says a person has and a list found elsewhere (the API, the
-table's changelog, `sms-opt-outs`), in words an operator can act on."""
+table's changelog, `sms-opt-outs`), and between a phone's contacts as the log folds them and as
+stored, in words an operator can act on."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+from projections.contacts import Contacts
 from schemas.events import OptOutEntry, OptOutList
 
 
@@ -37,3 +41,38 @@ def _entry(entry: OptOutEntry) -> str:
 
 def _time(listed: OptOutList) -> str:
     return listed.updated_at.isoformat() if listed.updated_at else "none"
+
+
+def contacts_differences(expected: Contacts, found: Contacts) -> list[str]:
+    """Each way a phone's stored contacts (stage 1's state) differ from the log's; empty when equal.
+    A recipient the store lacks is a keyword that will miss that person."""
+    differences = _persons_differ("recipients", expected.recipients, found.recipients)
+    differences += _persons_differ("blocked", expected.blocked, found.blocked)
+    applied_ids = expected.applied.keys() | found.applied.keys()
+    for event_id in sorted(applied_ids):
+        want, have = expected.applied.get(event_id), found.applied.get(event_id)
+        if want != have:
+            differences.append(f"applied {event_id} to {_names(have)}, the log says {_names(want)}")
+    if expected.recent_sends != found.recent_sends:
+        differences.append(
+            f"remembers {len(found.recent_sends)} recent sends, the log {len(expected.recent_sends)}"
+            " (or other ones)"
+        )
+    return differences
+
+
+def _persons_differ(
+    what: str, expected: Mapping[str, frozenset[str]], found: Mapping[str, frozenset[str]]
+) -> list[str]:
+    differences = []
+    for sender in sorted(expected.keys() | found.keys()):
+        want, have = expected.get(sender, frozenset()), found.get(sender, frozenset())
+        if have - want:
+            differences.append(f"{what} of {sender} include {_names(have - want)}, which the log does not")
+        if want - have:
+            differences.append(f"{what} of {sender} lack {_names(want - have)}, which the log has")
+    return differences
+
+
+def _names(persons: frozenset[str] | tuple[str, ...] | None) -> str:
+    return "nobody (not applied)" if persons is None else ", ".join(sorted(persons)) or "nobody"

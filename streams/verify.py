@@ -21,19 +21,27 @@ from typing import TextIO
 import aiohttp
 from aiokafka import TopicPartition
 
-from projections.differences import empty_list, list_differences
+from projections.contacts import EMPTY_CONTACTS, Contacts
+from projections.differences import contacts_differences, empty_list, list_differences
 from projections.opt_outs import PersonOptOuts, project_log
 from projections.rebuild import MessagingFold, new_facts
 from schemas.codec import decode_opt_out_list
 from schemas.errors import DecodeError, OptOutsError
-from schemas.events import AnyPersonEvent, OptOutList
+from schemas.events import AnyPersonEvent, OptOutList, OptOutOverridden, PersonEvent
 from streams.generations import Generation, current_generation
 from streams.group_offsets import committed_offsets
 from streams.log_reader import Span, ends_of, latest_values, snapshot
 from streams.offline_fold import fold_messaging_log, read_person_log
 from streams.progress import say
 from streams.settings import Settings
-from streams.topics import MESSAGING_EVENTS, OPT_OUTS, OPT_OUTS_TABLE, PERSON_EVENTS, changelog_topic
+from streams.topics import (
+    CONTACTS_TABLE,
+    MESSAGING_EVENTS,
+    OPT_OUTS,
+    OPT_OUTS_TABLE,
+    PERSON_EVENTS,
+    changelog_topic,
+)
 
 EXIT_AGREE, EXIT_DIFFERENT, EXIT_UNREACHABLE = 0, 1, 3
 Found = OptOutList | str  # a list, or why there is no list to compare
@@ -52,13 +60,24 @@ class Verification:
     differences: dict[str, list[str]] = field(default_factory=dict)  # person -> "source: what"
     not_judged: set[str] = field(default_factory=set)
     pending_facts: int = 0
-    behind: int = 0  # events the running workers had not folded when the wait ended
+    # Derived facts the person log lacks that a later fact about the same entry already decides: they
+    # change no list, but a worker that folded every event would have written them.
+    superseded_facts: int = 0
+    # Ids of events in the person log written by stage 1 that the fold of the messaging log does not
+    # derive as they are (a keyword setting changed since, or a worker folded against a state the
+    # log does not give): the person log itself is then not the fold of the messaging log.
+    underived: list[str] = field(default_factory=list)
+    behind: int = 0  # events the running workers had not folded when the waits ended
+    # phone -> how its contacts in the stage 1 store (changelog) differ from the log's; compared on
+    # request only (`contacts=True`): phones that change while verifying are not told apart yet.
+    contacts_differences: dict[str, list[str]] = field(default_factory=dict)
 
 
 async def verify(
-    settings: Settings, *, api: str | None, wait: float, only: set[str] | None = None
+    settings: Settings, *, api: str | None, wait: float, only: set[str] | None = None, contacts: bool = False
 ) -> Verification:
-    """Compare every person's list (or those in `only`) with the log's; the logs are read whole."""
+    """Compare every person's list (or those in `only`) with the log's; the logs are read whole. With
+    `contacts`, every phone's contacts in the stage 1 store too (for a log that is not written to)."""
     if not settings.brokers:
         raise VerifyError("OPTOUTS_KAFKA_BROKERS is not set: point it at the brokers the workers use")
     running = await current_generation(settings)
@@ -70,17 +89,20 @@ async def verify(
     fold = MessagingFold(settings.keywords)
     await fold_messaging_log(settings, messaging_spans, fold, f"stage 1, {MESSAGING_EVENTS}")
     # What the workers derive from these events must be in the person log before it is read.
-    await _until_folded(settings, running, ends_of(messaging_spans), wait)
+    result.behind = await _until_folded(settings, running, ends_of(messaging_spans), wait)
     person_spans = await snapshot(settings.brokers, [PERSON_EVENTS])
     events: list[AnyPersonEvent] = []
     await read_person_log(settings, person_spans, events, f"stage 2, {PERSON_EVENTS}")
     # What the logs say: the person log, plus what the fold derives from the messaging log that the
     # person log lacks (lost by a worker, or a keyword changed since), placed as a replay would.
-    missing = new_facts(fold.derived.values(), fold.positions, events).append
-    expected = {person: state.as_list() for person, state in project_log([*events, *missing]).items()}
-    result.pending_facts = len(missing)
-    result.behind = await _until_folded(settings, running, ends_of(person_spans), wait)
+    missing = new_facts(fold.derived.values(), fold.positions, events)
+    expected = {person: state.as_list() for person, state in project_log([*events, *missing.append]).items()}
+    result.pending_facts, result.superseded_facts = len(missing.append), len(missing.superseded)
+    result.underived = underived_events(fold.derived, events)
+    result.behind += await _until_folded(settings, running, ends_of(person_spans), wait)
 
+    if contacts:
+        result.contacts_differences = await _contacts_differences(settings, live, fold.contacts)
     store = changelog_topic(live, OPT_OUTS_TABLE)
     found: dict[str, dict[str, Found]] = {
         f"store ({store})": await _stored_lists(settings, store),
@@ -103,6 +125,16 @@ async def verify(
         for person in result.not_judged:
             del result.differences[person]
     return result
+
+
+def underived_events(derived: Mapping[str, PersonEvent], person_log: list[AnyPersonEvent]) -> list[str]:
+    """The ids of the stage 1 events of `person_log` (every event but overrides) that are not among
+    `derived`, or differ from the event derived under their id; each id once."""
+    found: dict[str, None] = {}
+    for event in person_log:
+        if not isinstance(event, OptOutOverridden) and derived.get(event.event_id) != event:
+            found[event.event_id] = None
+    return list(found)
 
 
 async def _until_folded(
@@ -131,6 +163,30 @@ async def _stored_lists(settings: Settings, topic: str) -> dict[str, Found]:
             except (ValueError, KeyError, TypeError) as exc:  # a value the service did not write
                 lists[person] = f"holds a value that is not a stored list: {exc}"
     return lists
+
+
+async def _contacts_differences(
+    settings: Settings, live: Settings, expected: Mapping[str, Contacts]
+) -> dict[str, list[str]]:
+    """How each phone's contacts, as the stage 1 table's changelog holds them (what a worker
+    recovers from), differ from the fold of the messaging log."""
+    store = changelog_topic(live, CONTACTS_TABLE)
+    stored = await latest_values(settings.brokers, await snapshot(settings.brokers, [store]))
+    found: dict[str, Contacts] = {}
+    differences: dict[str, list[str]] = {}
+    for key, (_, value) in stored.items():
+        phone = key.decode(errors="replace")
+        try:
+            found[phone] = Contacts.from_json(json.loads(value)) if value else EMPTY_CONTACTS
+        except (ValueError, KeyError, TypeError) as exc:  # a value the service did not write
+            differences[phone] = [f"store ({store}) holds a value that is not stored contacts: {exc}"]
+    for phone in sorted((expected.keys() | found.keys()) - differences.keys()):
+        differing = contacts_differences(
+            expected.get(phone, EMPTY_CONTACTS), found.get(phone, EMPTY_CONTACTS)
+        )
+        if differing:
+            differences[phone] = [f"store ({store}) {difference}" for difference in differing]
+    return differences
 
 
 async def _published_lists(settings: Settings) -> dict[str, Found]:
@@ -195,6 +251,13 @@ def report(result: Verification, out: TextIO) -> int:
             f"note: {result.pending_facts:,} facts the fold derives from {MESSAGING_EVENTS} are not in"
             f" {PERSON_EVENTS} (a keyword setting changed since, or the workers missed them); the lists"
             " above are judged with them: `optouts replay` appends them",
+            file=out,
+        )
+    if result.underived:
+        print(
+            f"note: {len(result.underived):,} events in {PERSON_EVENTS} are not what the fold of"
+            f" {MESSAGING_EVENTS} derives (a keyword setting changed since, or a worker folded an event"
+            f" against a state the logs do not give), e.g. {', '.join(result.underived[:3])}",
             file=out,
         )
     people = len(result.differences)
