@@ -89,7 +89,7 @@ def _decode_error(exc: ValidationError, data: bytes | str) -> DecodeError:
     message = error["msg"].removeprefix("Value error, ")
     if loc == [event_type]:  # a rule across fields of a known event (a model validator)
         return DecodeError(f"{event_type}: {message}", event_type=event_type)
-    value = _shorten(error.get("input"))
+    value = _shown(field, error.get("input"))
     if not field:
         return DecodeError(f"value {value}: {message}", event_type=event_type)
     return DecodeError(
@@ -104,6 +104,18 @@ def _event_type(data: bytes | str) -> str | None:
         return None
     kind = value.get("type") if isinstance(value, dict) else None
     return kind if isinstance(kind, str) else None
+
+
+# A message's text is the person's, and a reason is logged and kept in sms-dead-letters: say how long
+# it was, never what it said (the value itself stays in the dead letter, to be published again).
+_PRIVATE_FIELDS = frozenset({"body"})
+
+
+def _shown(field: str, value: Any) -> str:
+    if field in _PRIVATE_FIELDS:
+        size = f"{len(value)} characters" if isinstance(value, str) else type(value).__name__
+        return f"<{size}, not shown>"
+    return _shorten(value)
 
 
 def _shorten(value: Any) -> str:

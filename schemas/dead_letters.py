@@ -15,12 +15,19 @@ from schemas.events import Timestamp
 
 Encoding = Literal["utf-8", "base64"]
 
+# A dead letter must fit in one record whatever it keeps: a value of 1 MB would make a dead letter
+# over the producer's and brokers' 1 MB limit, and the worker could not keep it aside. Nothing over
+# MAX_EVENT_BYTES is ever folded, so its start is enough to see what it was.
+MAX_KEPT_VALUE_BYTES = 64 * 1024
+MAX_KEPT_KEY_BYTES = 1024
+
 
 class DeadLetter(BaseModel):
     """Where the value was (`topic[partition]@offset`, with its key), the value itself, and why.
 
     Key and value are kept byte for byte: as text when they are UTF-8, else in base64
-    (`key_encoding`, `value_encoding` say which).
+    (`key_encoding`, `value_encoding` say which). A value over 64 KiB or a key over 1 KiB keeps
+    only its start (`value_truncated`, `key_truncated`; `value_bytes` is the whole value's size).
     """
 
     model_config = ConfigDict(frozen=True, strict=True, extra="ignore")
@@ -33,6 +40,9 @@ class DeadLetter(BaseModel):
     key_encoding: Encoding = "utf-8"
     value: str | None
     value_encoding: Encoding = "utf-8"
+    value_bytes: int | None = None  # the size of the whole value (null: no value)
+    value_truncated: bool = False
+    key_truncated: bool = False
     # unknown_schema_version: a newer producer's event, to fold once the service reads that version
     kind: Literal["undecodable", "unknown_schema_version"]
     reason: str
@@ -54,8 +64,8 @@ class DeadLetter(BaseModel):
         at: datetime,
         app_id: str | None = None,
     ) -> DeadLetter:
-        key_text, key_encoding = _as_text(key)
-        value_text, value_encoding = _as_text(value)
+        key_text, key_encoding = _as_text(_start(key, MAX_KEPT_KEY_BYTES))
+        value_text, value_encoding = _as_text(_start(value, MAX_KEPT_VALUE_BYTES))
         return cls(
             topic=topic,
             partition=partition,
@@ -64,6 +74,9 @@ class DeadLetter(BaseModel):
             key_encoding=key_encoding,
             value=value_text,
             value_encoding=value_encoding,
+            value_bytes=len(value) if value is not None else None,
+            value_truncated=value is not None and len(value) > MAX_KEPT_VALUE_BYTES,
+            key_truncated=key is not None and len(key) > MAX_KEPT_KEY_BYTES,
             kind="unknown_schema_version" if isinstance(error, UnknownSchemaVersion) else "undecodable",
             reason=str(error),
             event_type=error.event_type,
@@ -73,11 +86,15 @@ class DeadLetter(BaseModel):
         )
 
     def original_value(self) -> bytes | None:
-        """The value exactly as it was on its topic."""
+        """The value exactly as it was on its topic (only its start when `value_truncated`)."""
         return _as_bytes(self.value, self.value_encoding)
 
     def original_key(self) -> bytes | None:
         return _as_bytes(self.key, self.key_encoding)
+
+
+def _start(data: bytes | None, limit: int) -> bytes | None:
+    return data[:limit] if data is not None else None
 
 
 def _as_text(data: bytes | None) -> tuple[str | None, Encoding]:

@@ -49,5 +49,7 @@ def create_app(settings: Settings) -> faust.App:
         web_host=settings.web_host,
         web_port=settings.web_port,
         web_in_thread=False,
+        # Faust's /table/... views would serve any table's contents to anyone who asks.
+        web_tables_enabled=False,
         fetch_max_wait=settings.fetch_max_wait,
     )

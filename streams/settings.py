@@ -60,6 +60,17 @@ class Settings(BaseSettings):
     batch_wait: float = Field(
         0.01, gt=0, description="Seconds an agent waits to fill a batch before folding what it has."
     )
+    ready_max_lag: int = Field(
+        10_000,
+        ge=0,
+        description="Events an assigned input partition may lag behind its end before /ready says no.",
+    )
+    lag_interval: float = Field(
+        5.0, gt=0, description="Seconds between two looks at consumer lag and the brokers' reachability."
+    )
+    operator_token: SecretStr | None = Field(
+        None, description="Set: the person pages, the people API and overrides require it (Bearer or cookie)."
+    )
     log_level: str = "info"
     embedded_broker_pid: int | None = Field(
         None,

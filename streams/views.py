@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import faust
+import mode
 from aiohttp import web
 from faust.web import Request, Response, View
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
@@ -21,15 +22,15 @@ from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 from projections.opt_outs import PersonOptOuts
 from projections.overrides import override
 from projections.point_in_time import as_of
-from schemas.codec import encode
 from schemas.errors import AmbiguousEntry, InvalidNumber, NotOnList
 from schemas.events import PERSON_ID_PATTERN, OptOutOverridden
 from schemas.phones import normalise_phone, normalise_sender
+from streams.broker_watch import BrokerWatch, readiness
 from streams.metrics import CONTENT_TYPE, Metrics
+from streams.override_log import NotAppended, OverrideLog
 from streams.routing import on_owner
 from streams.settings import Settings
-from streams.tables import Tables
-from streams.topics import Topics
+from streams.tables import Tables, stored
 
 _PERSON_ID = re.compile(PERSON_ID_PATTERN)
 MAX_BODY_BYTES = 16 * 1024
@@ -46,9 +47,11 @@ class OverrideRequest(BaseModel):
 
 
 class BadRequest(Exception):
-    def __init__(self, status: int, error: str, **details: Any) -> None:
+    def __init__(
+        self, status: int, error: str, headers: dict[str, str] | None = None, **details: Any
+    ) -> None:
         super().__init__(error)
-        self.response = web.json_response({"error": error, **details}, status=status)
+        self.response = web.json_response({"error": error, **details}, status=status, headers=headers)
 
 
 def person_key(person_id: str) -> str:
@@ -58,7 +61,7 @@ def person_key(person_id: str) -> str:
 
 
 def load_person(tables: Tables, person_id: str) -> PersonOptOuts:
-    return PersonOptOuts.from_json(person_id, tables.opt_outs.get(person_id.encode()))
+    return PersonOptOuts.from_json(person_id, stored(tables.opt_outs.get(person_id.encode())))
 
 
 # A '+' of an unencoded UTC offset arrives as a space (form encoding): put it back.
@@ -85,8 +88,15 @@ def parse_as_of(raw: str | None, *, naive_is_utc: bool = False) -> datetime | No
 
 
 def register_views(
-    app: faust.App, settings: Settings, topics: Topics, tables: Tables, metrics: Metrics
+    app: faust.App, settings: Settings, tables: Tables, metrics: Metrics, watch: BrokerWatch
 ) -> None:
+    overrides = OverrideLog(settings.brokers, settings.send_timeout, client_id=f"{settings.app_id}-overrides")
+
+    @app.service
+    class CloseOverrideLog(mode.Service):
+        async def on_stop(self) -> None:
+            await overrides.close()
+
     async def for_person(request: Request, person_id: str, handle: Any) -> web.StreamResponse:
         try:
             person_key(person_id)
@@ -155,19 +165,20 @@ def register_views(
         return web.json_response({**event.model_dump(mode="json"), "list_updated": shown})
 
     async def append(event: OptOutOverridden) -> None:
-        """Into the person log, acknowledged by the brokers (acks=all), or a 503."""
+        """Into the person log, acknowledged by the brokers (acks=all), or a 503 and never appended."""
         try:
-            delivery = await topics.person_events.send(key=event.person_id.encode(), value=encode(event))
-            await asyncio.wait_for(delivery, settings.send_timeout)
-        except Exception as exc:  # any failure to make it durable: nothing was acknowledged
-            raise BadRequest(503, f"the override could not be written to the log: {exc!r}") from exc
+            await overrides.append(event)
+        except NotAppended as exc:
+            raise BadRequest(
+                503, f"the override could not be written to the log: {exc}", headers={"Retry-After": "5"}
+            ) from exc
 
     async def until_folded(person_id: str, event: OptOutOverridden) -> bool:
         """Read-your-write: wait, bounded, until the list shows the override."""
         deadline = time.monotonic() + settings.override_wait
         while True:
-            stored = tables.opt_outs.get(person_id.encode()) or {}
-            if event.event_id in stored.get("seen", ()):
+            stored_state = stored(tables.opt_outs.get(person_id.encode())) or {}
+            if event.event_id in stored_state.get("seen", ()):
                 return True
             if time.monotonic() >= deadline:
                 return False
@@ -179,7 +190,14 @@ def register_views(
 
     @app.page("/ready")
     async def ready(view: View, request: Request) -> Response:
-        status = readiness(app)
+        recovery = app.tables.recovery
+        status = readiness(
+            recovered=recovery.completed.is_set() and not recovery.in_recovery,
+            rebalancing=bool(app.rebalancing),
+            view=watch.view,
+            max_lag=settings.ready_max_lag,
+            app_id=app.conf.id,
+        )
         return view.json(status, status=200 if status["ready"] else 503)
 
     @app.page("/metrics")
@@ -199,20 +217,3 @@ async def read_override(request: Request) -> OverrideRequest:
             for error in exc.errors(include_url=False)
         ]
         raise BadRequest(422, "the body must be JSON with 'actor' and 'reason'", problems=problems) from exc
-
-
-def readiness(app: faust.App) -> dict[str, Any]:
-    """Ready = partitions assigned, tables recovered from their changelogs, not rebalancing.
-
-    Being caught up is not judged from the brokers' high watermarks: some brokers (Tansu) answer a
-    watermark short of the log end, which would make a worker look ready or behind when it is not.
-    """
-    recovery = app.tables.recovery
-    recovered = recovery.completed.is_set() and not recovery.in_recovery
-    rebalancing = bool(app.rebalancing)
-    return {
-        "ready": recovered and not rebalancing,
-        "tables_recovered": recovered,
-        "rebalancing": rebalancing,
-        "app_id": app.conf.id,  # which generation answers (streams.generations)
-    }

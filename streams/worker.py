@@ -11,8 +11,10 @@ import faust
 
 from streams.agents import register_agents
 from streams.app import create_app
+from streams.broker_watch import BrokerWatch, register_broker_watch
 from streams.generations import Restart, current_generation, restart_process, watch_generation
 from streams.metrics import Metrics
+from streams.operator_auth import register_operator_auth
 from streams.pages import register_pages
 from streams.settings import Settings
 from streams.tables import Tables, declare_tables
@@ -30,6 +32,7 @@ class Service:
     topics: Topics
     tables: Tables
     metrics: Metrics
+    watch: BrokerWatch
 
 
 def build_service(settings: Settings) -> Service:
@@ -38,10 +41,12 @@ def build_service(settings: Settings) -> Service:
     tables = declare_tables(app, settings)
     metrics = Metrics()
     register_agents(app, settings, topics, tables, metrics)
-    register_views(app, settings, topics, tables, metrics)
+    watch = register_broker_watch(app, settings, metrics)
+    register_operator_auth(app, settings)
+    register_views(app, settings, tables, metrics, watch)
     register_pages(app, tables)
     register_twilio_views(app, settings, topics, metrics)
-    return Service(app, settings, topics, tables, metrics)
+    return Service(app, settings, topics, tables, metrics, watch)
 
 
 def run_worker(
@@ -68,14 +73,23 @@ def run_worker(
     watch_generation(service.app, base, generation, restart)
     if on_ready is not None:
         _call_when_ready(service.app, on_ready)
-    worker = faust.Worker(
-        service.app, loglevel=settings.log_level, loop=loop, quiet=True, redirect_stdouts=False
-    )
+    worker = faust_worker(service, loop)
     try:
         worker.execute_from_commandline()
     finally:
         if restart.into is not None:  # stopped for a switch, not by a signal: start again
             restart_process(restart.into, restart_env)
+
+
+def faust_worker(service: Service, loop: asyncio.AbstractEventLoop) -> faust.Worker:
+    worker = faust.Worker(
+        service.app, loglevel=service.settings.log_level, loop=loop, quiet=True, redirect_stdouts=False
+    )
+    # At WARN and above, Faust's start-up spinner sets the root logger to DEBUG to spin on every
+    # record (faust/worker.py, _setup_spinner_handler): aiokafka then builds a debug record for
+    # every request it sends, a few per cent of the hot path. No spinner, the level stays ours.
+    worker.spinner = None
+    return worker
 
 
 def _call_when_ready(app: faust.App, callback: Callable[[], None]) -> None:

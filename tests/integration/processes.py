@@ -51,6 +51,11 @@ class ServiceProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, ready_timeout: float = 90.0) -> ServiceProcess:
+        self.launch()
+        return self.wait_ready(ready_timeout)
+
+    def launch(self) -> ServiceProcess:
+        """Start the process without waiting for it to be ready."""
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "streams", self.command],
@@ -59,6 +64,10 @@ class ServiceProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
+        return self
+
+    def wait_ready(self, ready_timeout: float = 90.0) -> ServiceProcess:
+        assert self.process is not None
         deadline = time.monotonic() + ready_timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -94,11 +103,13 @@ def new_worker(brokers: str, tmp: Path, app_id: str, log_path: Path, **extra: st
     return ServiceProcess("worker", env, log_path)
 
 
-def http_json(method: str, url: str, body: Any = None, timeout: float = 10.0) -> tuple[int, Any]:
+def http_json(
+    method: str, url: str, body: Any = None, timeout: float = 10.0, headers: dict[str, str] | None = None
+) -> tuple[int, Any]:
     """(status, decoded JSON or text); (0, None) when nothing answers."""
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(
-        url, data=data, method=method, headers={"Content-Type": "application/json"}
+        url, data=data, method=method, headers={"Content-Type": "application/json", **(headers or {})}
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:

@@ -51,7 +51,11 @@ def metric(worker: ServiceProcess, name: str) -> float:
     """The sum of a metric's series on the worker's /metrics."""
     status, text = http_json("GET", f"{worker.url}/metrics")
     assert status == 200
-    return sum(float(line.split()[-1]) for line in text.splitlines() if line.split("{")[0] == name)
+    return sum(
+        float(line.split()[-1])
+        for line in text.splitlines()
+        if line.split("{")[0].split(" ")[0] == name  # `name{labels} value` or `name value`
+    )
 
 
 def publish_events(brokers: str, *events: dict[str, Any]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from schemas.codec import encode
-from schemas.dead_letters import DeadLetter
+from schemas.dead_letters import MAX_KEPT_VALUE_BYTES, DeadLetter
 from schemas.errors import DecodeError, UnknownSchemaVersion
 
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
@@ -48,3 +48,19 @@ def test_a_missing_key_or_value_is_null() -> None:
     dead = letter(DecodeError("no value"), None, None)
 
     assert (dead.key, dead.value, dead.original_value()) == (None, None, None)
+
+
+def test_a_value_of_a_megabyte_keeps_only_its_start_so_the_dead_letter_fits_in_one_record() -> None:
+    huge = b'{"type": "message.sent", "body": "' + b"x" * 1_000_000 + b'"}'
+
+    dead = letter(DecodeError("value of 1000037 bytes is over the 65536-byte limit"), b"k" * 5000, huge)
+
+    assert (dead.value_truncated, dead.value_bytes, dead.key_truncated) == (True, len(huge), True)
+    assert dead.original_value() == huge[:MAX_KEPT_VALUE_BYTES]
+    assert len(encode(dead)) < 80 * 1024  # far under the 1 MB a record may have
+
+
+def test_a_value_within_the_limit_is_kept_whole() -> None:
+    dead = letter(DecodeError("not JSON"), b"k", b"{not json")
+
+    assert (dead.value_truncated, dead.value_bytes, dead.key_truncated) == (False, 9, False)

@@ -1,0 +1,98 @@
+"""Consumer lag on /metrics and /ready: a worker that starts behind a backlog says it is not ready,
+and which partitions lag, until it has caught up to OPTOUTS_READY_MAX_LAG.
+
+A broker of its own, filled before the worker starts: on the suite's shared broker the backlog would
+be whatever earlier tests left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from streams.broker import EmbeddedBroker
+from streams.settings import Settings
+from streams.topics import MESSAGING_EVENTS, PERSON_EVENTS, create_topics
+from tests.factories import sent, unique, unique_phone
+from tests.integration.processes import http_json, new_worker
+from tests.integration.test_pipeline import SENDER, eventually
+
+pytestmark = pytest.mark.integration
+
+BACKLOG = 20_000
+MAX_LAG = 100  # OPTOUTS_READY_MAX_LAG
+PARTITIONS = 4
+
+
+async def fill(brokers: str, count: int) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=brokers, acks="all", linger_ms=20)
+    await producer.start()
+    try:
+        for start in range(0, count, 1000):
+            sends = []
+            for _ in range(min(1000, count - start)):
+                phone = unique_phone()
+                value = json.dumps(sent(unique("person"), phone, SENDER)).encode()
+                sends.append(await producer.send(MESSAGING_EVENTS, value, key=phone.encode()))
+            await asyncio.gather(*sends)
+    finally:
+        await producer.stop()
+
+
+def lag_series(text: str) -> dict[str, float]:
+    return {
+        line.split(" ")[0]: float(line.split(" ")[-1])
+        for line in text.splitlines()
+        if line.startswith("optouts_consumer_lag{")
+    }
+
+
+def test_a_worker_behind_its_backlog_is_not_ready_and_says_which_partitions_lag(
+    tmp_path: Path, output_dir: Path
+) -> None:
+    app_id = unique("optouts-lag")
+    with EmbeddedBroker(log_path=output_dir / f"{app_id}-broker.log") as broker:
+        asyncio.run(create_topics(Settings(kafka_brokers=broker.address, app_id=app_id)))
+        asyncio.run(fill(broker.address, BACKLOG))
+        worker = new_worker(
+            broker.address,
+            tmp_path,
+            app_id,
+            output_dir / f"{app_id}.log",
+            OPTOUTS_READY_MAX_LAG=str(MAX_LAG),
+            OPTOUTS_LAG_INTERVAL="0.5",
+        )
+        try:
+            worker.launch()
+            seen_lagging: dict[str, Any] = {}
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                status, body = http_json("GET", f"{worker.url}/ready", timeout=5)
+                if status == 503 and body and body.get("lagging"):
+                    seen_lagging = body
+                if status == 200:
+                    break
+                time.sleep(0.2)
+            assert status == 200, body
+
+            assert seen_lagging, "never saw the worker lag behind a backlog of 20,000 events"
+            assert seen_lagging["tables_recovered"] is True
+            assert seen_lagging["max_lag"] > MAX_LAG
+            assert all(lag > MAX_LAG for lag in seen_lagging["lagging"].values())
+            assert {name.split("[")[0] for name in seen_lagging["lagging"]} <= {
+                MESSAGING_EVENTS,
+                PERSON_EVENTS,
+            }
+            assert body["max_lag"] <= MAX_LAG and body["lagging"] == {}
+
+            series = eventually(lambda: lag_series(http_json("GET", f"{worker.url}/metrics")[1]))
+            assert len(series) == 2 * PARTITIONS  # every assigned input partition, both topics
+            assert all(lag <= MAX_LAG for lag in series.values())
+        finally:
+            worker.stop()
