@@ -9,6 +9,7 @@ event id changes nothing and re-sends what it emitted before.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -23,7 +24,7 @@ from schemas.errors import DecodeError
 from streams.dead_letters import dead_letter
 from streams.metrics import Metrics
 from streams.settings import Settings
-from streams.tables import Tables
+from streams.tables import Tables, storable, stored
 from streams.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,9 @@ def register_agents(
         log.warning("skipped %s[%s]@%s: %s", message.topic, message.partition, message.offset, exc)
         metrics.decode_failures.labels(message.topic).inc()
         letter = dead_letter(message, exc, app.conf.id)
-        topics.dead_letters.send_soon(key=message.key, value=encode(letter))
+        # The letter's key, not the record's: it is cut to a bounded size like the value, so that
+        # no key or value can make the dead letter itself too large to send.
+        topics.dead_letters.send_soon(key=letter.original_key(), value=encode(letter))
 
     def rekeyed(topic: faust.TopicT, event: faust.EventT, key: bytes, value: bytes) -> bool:
         # Tables are partitioned by the Kafka key: an event keyed by anything but its normalised
@@ -74,7 +77,7 @@ def register_agents(
         async for batch in stream.take_events(settings.batch_size, within=settings.batch_wait):
             started = time.perf_counter()
             states: dict[bytes, Contacts] = {}
-            changed: dict[bytes, faust.EventT] = {}
+            touched: dict[bytes, faust.EventT] = {}
             for event in batch:
                 try:
                     message = decode_messaging_event(event.value, region=region)
@@ -87,21 +90,25 @@ def register_agents(
                 if key in states:
                     contacts = states[key]
                 else:
-                    contacts = Contacts.from_json(load(stream, tables.contacts, key, event))
+                    contacts = Contacts.from_json(stored(load(stream, tables.contacts, key, event)))
                 resolution = resolve(contacts, message, keywords)
                 states[key] = resolution.contacts
-                if resolution.contacts is not contacts:
-                    changed[key] = event
-                elif message.event_id in contacts.applied:
+                # Every key the batch touched is written, changed or not. The local store is
+                # written at once, its changelog record only once the producer is acked: after a
+                # crash in between, the redelivered events change nothing locally, and writing
+                # only changes would leave the changelog (what a takeover restores) without them.
+                touched[key] = event
+                if resolution.contacts is contacts and message.event_id in contacts.applied:
                     metrics.duplicates.labels("resolve").inc()
                 for emitted in resolution.emitted:
                     topics.person_events.send_soon(key=emitted.person_id.encode(), value=encode(emitted))
                 metrics.events_folded.labels("resolve", message.type).inc()
-            for key, event in changed.items():
-                store(stream, tables.contacts, key, states[key].to_json(), event)
+            for key, event in touched.items():
+                store(stream, tables.contacts, key, storable(states[key].to_json()), event)
             stream._set_current_event(None)
             observe(metrics, "resolve", batch, started)
             yield len(batch)
+            await take_turns()
 
     @app.agent(topics.person_events, name="project")
     async def project_agent(stream: faust.StreamT[bytes]) -> AsyncIterator[int]:
@@ -121,8 +128,8 @@ def register_agents(
                 if rekeyed(topics.person_events, event, key, encode(person_event)):
                     continue
                 if key not in states:
-                    stored = load(stream, tables.opt_outs, key, event)
-                    loaded[key] = states[key] = PersonOptOuts.from_json(person_event.person_id, stored)
+                    state = stored(load(stream, tables.opt_outs, key, event))
+                    loaded[key] = states[key] = PersonOptOuts.from_json(person_event.person_id, state)
                 state = states[key]
                 states[key] = projected = project(state, person_event)
                 if projected is state:
@@ -133,14 +140,43 @@ def register_agents(
                 metrics.events_folded.labels("project", person_event.type).inc()
             for key, event in last.items():
                 state, before = states[key], loaded[key]
-                if state is not before:
-                    store(stream, tables.opt_outs, key, state.to_json(), event)
-                if key in republish or state.entries != before.entries:
+                # A redelivery rewrites what is stored, as it re-sends the list: the changelog may
+                # be the write a crash lost (the local store is written first).
+                if state is not before or key in republish:
+                    store(stream, tables.opt_outs, key, storable(state.to_json()), event)
+                # The whole list, not only its entries: an opt-out recorded and cleared within
+                # one batch leaves the entries as they were but changes the list's history.
+                if key in republish or state.as_list() != before.as_list():
                     topics.opt_outs.send_soon(key=key, value=encode(state.as_list()))
                     metrics.list_size.observe(len(state.entries))
             stream._set_current_event(None)
             observe(metrics, "project", batch, started)
             yield len(batch)
+            await take_turns()
+
+    count_fold_errors(resolve_agent, "resolve", metrics)
+    count_fold_errors(project_agent, "project", metrics)
+
+
+def count_fold_errors(agent: Any, stage: str, metrics: Metrics) -> None:
+    """Count every exception the agent's body raises (Faust then restarts the agent): the counter is
+    what an alert sees. `@app.agent` passes the app's own error handler and takes no other, so the
+    count wraps it; the app's handler (a commit of what was acked) still runs."""
+    metrics.fold_errors.labels(stage).inc(0)  # a series from the start: an alert sees 0
+    app_on_error = agent._on_error
+
+    async def on_error(failed: faust.types.AgentT, exc: BaseException) -> None:
+        metrics.fold_errors.labels(stage).inc()
+        if app_on_error is not None:
+            await app_on_error(failed, exc)
+
+    agent._on_error = on_error
+
+
+async def take_turns() -> None:
+    """Let the other tasks run between two batches: with a backlog, the next batch is there at once,
+    and an agent that never paused kept the loop from the other agent and from requests."""
+    await asyncio.sleep(0)
 
 
 def observe(metrics: Metrics, stage: str, batch: Sequence[T], started: float) -> None:

@@ -3,23 +3,32 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-
-from faust.types import Message
+from typing import Protocol
 
 from schemas.dead_letters import DeadLetter
 from schemas.errors import DecodeError
 
 
-def dead_letter(message: Message, error: DecodeError, app_id: str) -> DeadLetter:
-    """The dead letter of `message` (key and value byte for byte), refused with `error` by the
+class Record(Protocol):
+    """Where a consumed record was and what it held (an aiokafka ConsumerRecord, a Faust Message)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+def dead_letter(record: Record, error: DecodeError, app_id: str) -> DeadLetter:
+    """The dead letter of `record` (key and value byte for byte), refused with `error` by the
     workers of `app_id`."""
     return DeadLetter.of(
         error,
-        topic=message.topic,
-        partition=message.partition,
-        offset=message.offset,
-        key=message.key,
-        value=message.value,
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        key=record.key,
+        value=record.value,
         at=datetime.now(UTC),
         app_id=app_id,
     )

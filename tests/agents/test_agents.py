@@ -15,7 +15,8 @@ import pytest
 from schemas.codec import encode
 from schemas.events import OptOutRecorded
 from streams.settings import Settings
-from streams.topics import OPT_OUTS, PERSON_EVENTS
+from streams.tables import stored
+from streams.topics import OPT_OUTS, PERSON_EVENTS, create_topics
 from streams.worker import Service, build_service
 from tests.factories import received, sent, unique, unique_phone
 from tests.integration.kafka import latest_values
@@ -34,6 +35,7 @@ def run_agent(brokers: str, data_dir: Path, agent_name: str, scenario: Scenario)
     service.app.conf.store = "memory://"
 
     async def main() -> None:
+        await create_topics(service.settings)  # as the worker does first: its changelogs too
         service.app.finalize()
         service.app.flow_control.resume()
         await service.app.producer.start()  # the agents buffer their sends: flushed below
@@ -65,7 +67,7 @@ def test_resolve_stores_the_recipient_and_emits_the_opt_out_for_the_person(
     async def scenario(service: Service, agent: Any) -> None:
         await put(agent, phone, sent(person, phone, SENDER))
         await put(agent, phone, stop)
-        contacts = service.tables.contacts.get(phone.encode())
+        contacts = stored(service.tables.contacts.get(phone.encode()))
         assert contacts["recipients"] == {SENDER: [person]}
         assert contacts["applied"] == {stop["event_id"]: [person]}
 
@@ -87,7 +89,7 @@ def test_resolve_skips_and_counts_what_it_cannot_decode_then_goes_on(
         await put(agent, phone, b"\xff not json")
         await put(agent, phone, {"type": "message.exploded", "event_id": "x"})
         await put(agent, phone, sent(person, phone, SENDER))
-        assert service.tables.contacts.get(phone.encode())["recipients"] == {SENDER: [person]}
+        assert stored(service.tables.contacts.get(phone.encode()))["recipients"] == {SENDER: [person]}
 
     service = run_agent(kafka_brokers, tmp_path, "resolve", scenario)
     assert metric(service, "optouts_decode_failures_total", topic="sms-messaging-events") == 2
@@ -126,8 +128,8 @@ def test_project_folds_the_person_log_and_publishes_the_whole_list(
     async def scenario(service: Service, agent: Any) -> None:
         await agent.put(encode(recorded), key=person.encode())
         await agent.put(encode(recorded), key=person.encode())  # redelivered
-        stored = service.tables.opt_outs.get(person.encode())
-        assert [change["event_id"] for change in stored["history"]] == [recorded.event_id]
+        state = stored(service.tables.opt_outs.get(person.encode()))
+        assert [change["event_id"] for change in state["history"]] == [recorded.event_id]
 
     service = run_agent(kafka_brokers, tmp_path, "project", scenario)
     assert metric(service, "optouts_duplicate_events_total", stage="project") == 1
