@@ -145,13 +145,20 @@ class Worker:
         async with aiohttp.ClientSession() as http:
             while await self.folded(http) == 0:
                 await asyncio.sleep(0.02)
-            first = time.perf_counter()
+            first = reported = time.perf_counter()
             progress("the worker is folding")
-            while await self.folded(http) < total or not await self.listed(http, marker):
+            while (folded := await self.folded(http)) < total or not await self.listed(http, marker):
+                if time.perf_counter() - reported >= 5:
+                    reported = time.perf_counter()
+                    persons = await self.folded(http, stage="project")
+                    progress(
+                        f"{reported - first:.0f} s: folded {folded:,.0f} of {total:,} events,"
+                        f" then {persons:,.0f} person events"
+                    )
                 await asyncio.sleep(0.05)
             return total / (time.perf_counter() - first)
 
-    async def folded(self, http: aiohttp.ClientSession) -> float:
+    async def folded(self, http: aiohttp.ClientSession, stage: str = "resolve") -> float:
         try:
             async with http.get(f"{self.url}/metrics") as response:
                 text = await response.text()
@@ -160,7 +167,7 @@ class Worker:
         return sum(
             float(line.rsplit(" ", 1)[1])
             for line in text.splitlines()
-            if line.startswith('optouts_events_folded_total{stage="resolve"')
+            if line.startswith(f'optouts_events_folded_total{{stage="{stage}"')
         )
 
     async def listed(self, http: aiohttp.ClientSession, person: str) -> bool:
