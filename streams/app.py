@@ -13,11 +13,13 @@ from streams.transport import PromptTransport
 
 
 class OptOutsApp(faust.App):
-    """Faust's app on the Kafka transport with a setting for the consumer's fetch wait."""
+    """Faust's app on the Kafka transport with a setting for the consumer's fetch wait, and topics
+    whose records its consumer hands over in fetched batches (streams.batches)."""
 
     def __init__(self, *args: Any, fetch_max_wait: float, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fetch_max_wait = fetch_max_wait
+        self.batched_topics: set[str] = set()
 
     def _new_transport(self) -> TransportT:
         return PromptTransport(self.conf.broker_consumer, self)
@@ -40,6 +42,12 @@ def create_app(settings: Settings) -> faust.App:
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
         consumer_auto_offset_reset="earliest",
+        # Every fetch hands over all it holds, partition by partition: a record limit per fetch
+        # is filled from the first partitions that hold records (aiokafka's fetched_records), so a
+        # backlog on the input topic starved the person events queued behind it. A partition's
+        # batch is bounded in bytes instead.
+        broker_max_poll_records=None,
+        consumer_max_fetch_size=settings.batch_bytes,
         # Recover tables to the changelogs' real end: brokers' high watermarks are not trusted.
         TableManager=LogEndTableManager,
         broker_session_timeout=settings.session_timeout,

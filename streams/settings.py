@@ -56,9 +56,10 @@ class Settings(BaseSettings):
     fetch_max_wait: float = Field(
         0.05, gt=0, le=1.5, description="Seconds a consumer fetch waits on the brokers for new records."
     )
-    batch_size: int = Field(1000, ge=1, description="Events an agent folds at most per batch.")
-    batch_wait: float = Field(
-        0.01, gt=0, description="Seconds an agent waits to fill a batch before folding what it has."
+    batch_bytes: int = Field(
+        256 * 1024,
+        ge=1024,
+        description="Bytes a worker fetches at most per partition at once: the largest batch an agent folds.",
     )
     ready_max_lag: int = Field(
         10_000,

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 from dataclasses import dataclass
 
 import faust
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from streams.batches import batched_topic
 from streams.settings import Settings
 
 MESSAGING_EVENTS = "sms-messaging-events"
@@ -83,8 +85,10 @@ class Topics:
 
 
 def declare_topics(app: faust.App, settings: Settings) -> Topics:
-    def topic(name: str, configs: dict[str, str]) -> faust.TopicT:
-        return app.topic(
+    def topic(name: str, configs: dict[str, str], batched: bool = False) -> faust.TopicT:
+        # The agents' input topics come to them as fetched batches (streams.batches).
+        declare = functools.partial(batched_topic, app) if batched else app.topic
+        return declare(
             name,
             key_type=bytes,
             value_type=bytes,
@@ -96,8 +100,8 @@ def declare_topics(app: faust.App, settings: Settings) -> Topics:
         )
 
     return Topics(
-        messaging_events=topic(MESSAGING_EVENTS, _LOG),
-        person_events=topic(PERSON_EVENTS, _LOG),
+        messaging_events=topic(MESSAGING_EVENTS, _LOG, batched=True),
+        person_events=topic(PERSON_EVENTS, _LOG, batched=True),
         opt_outs=topic(OPT_OUTS, _LATEST_VALUE),
         dead_letters=topic(DEAD_LETTERS, _LOG),
     )

@@ -1,18 +1,26 @@
-"""Faust's Kafka transport with a shorter fetch wait.
+"""Faust's Kafka transport with a shorter fetch wait and fetched batches for the input topics.
 
 Faust builds its consumer with `fetch_max_wait_ms=1500` and no setting to change it
 (faust/transport/drivers/aiokafka.py). A broker that does not end a long poll when data arrives on
 another of the partitions fetched (Tansu, seen here: a record on one of four partitions waited
 ~550 ms for the poll to time out) then adds that wait to every hop of the pipeline. On Kafka a
 shorter wait only adds an idle fetch now and then, so it is a setting (OPTOUTS_FETCH_MAX_WAIT).
+
+The consumer hands the records of the app's batched topics over one event per partition per fetch
+(streams.batches explains why); every other topic (changelogs, the control topic) goes through
+Faust's own per-record path unchanged.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import aiokafka
 from faust.transport.drivers import aiokafka as driver
+from faust.types import TP, ConsumerMessage, Message
+
+from streams.batches import Fetched
 
 
 class PromptConsumerThread(driver.AIOKafkaConsumerThread):
@@ -26,6 +34,60 @@ class PromptConsumerThread(driver.AIOKafkaConsumerThread):
 class PromptConsumer(driver.Consumer):
     def _new_consumer_thread(self) -> PromptConsumerThread:
         return PromptConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:
+        # Faust's Consumer.getmany, with the batched topics' records yielded as one message per
+        # partition. The checks are Faust's: records fetched while the flow is stopped (a
+        # rebalance) or from an older generation are dropped, the consumer seeks back to the
+        # committed offsets and fetches them again.
+        records, active_partitions = await self._wait_next_records(timeout)
+        generation_id = self.app.consumer_generation_id
+        if records is None or self.should_stop:
+            return
+        if not self.flow_active:
+            try:
+                await self.perform_seek()
+            except Exception as exc:
+                self.log.warning(f"exception performing seek when flow not active {exc}")
+            return
+        batched: set[str] = self.app.batched_topics  # type: ignore[attr-defined]
+
+        def wanted(tp: TP) -> bool:
+            if not self.flow_active or self.app.consumer_generation_id != generation_id:
+                return False
+            if active_partitions is None or tp in active_partitions or tp in self._buffered_partitions:
+                self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+                return True
+            return False
+
+        singles = {tp: each for tp, each in records.items() if tp.topic not in batched}
+        for tp, record in self.scheduler.iterate(singles):
+            if wanted(tp):
+                yield tp, self._to_message(tp, record)
+        for tp, each in records.items():
+            if tp.topic in batched and each and wanted(tp):
+                yield tp, await self._batch_message(tp, each)
+
+    async def _batch_message(self, tp: TP, records: Sequence[Any]) -> ConsumerMessage:
+        first, last = records[0], records[-1]
+        if last.offset > first.offset and self.app.topics.acks_enabled_for(tp.topic):
+            # Acking the batch's one message acks its last offset; the ones before it are a gap.
+            await self._add_gap(tp, first.offset, last.offset - 1)
+        return ConsumerMessage(
+            tp.topic,
+            tp.partition,
+            last.offset,
+            None if last.timestamp is None else last.timestamp / 1000.0,
+            last.timestamp_type,
+            [],
+            None,
+            Fetched(tp.topic, tp.partition, records),
+            None,
+            0,
+            sum(record.serialized_value_size for record in records),
+            tp,
+            generation_id=self.app.consumer_generation_id,
+        )
 
 
 class PromptTransport(driver.Transport):

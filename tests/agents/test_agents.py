@@ -11,12 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiokafka.structs import ConsumerRecord
 
 from schemas.codec import encode
-from schemas.events import OptOutRecorded
+from schemas.events import OptOutCleared, OptOutRecorded
+from streams.batches import Fetched
 from streams.settings import Settings
 from streams.tables import stored
-from streams.topics import OPT_OUTS, PERSON_EVENTS, create_topics
+from streams.topics import MESSAGING_EVENTS, OPT_OUTS, PERSON_EVENTS, create_topics
 from streams.worker import Service, build_service
 from tests.factories import received, sent, unique, unique_phone
 from tests.integration.kafka import latest_values
@@ -50,8 +52,18 @@ def run_agent(brokers: str, data_dir: Path, agent_name: str, scenario: Scenario)
 
 def put(agent: Any, key: str, value: dict[str, Any] | bytes) -> Awaitable[Any]:
     """Hand the agent one value and wait until it has handled it (folded or skipped)."""
-    raw = json.dumps(value).encode() if isinstance(value, dict) else value
-    return agent.put(raw, key=key.encode())
+    return put_batch(agent, [(key, value)])
+
+
+def put_batch(agent: Any, records: list[tuple[str, dict[str, Any] | bytes]]) -> Awaitable[Any]:
+    """Hand the agent (key, value) records as one fetched batch of one partition, as the worker's
+    consumer does (streams.batches), and wait until it has handled them all."""
+    topic = {"resolve": MESSAGING_EVENTS, "project": PERSON_EVENTS}[agent.name]
+    batch = []
+    for offset, (key, value) in enumerate(records):
+        raw = json.dumps(value).encode() if isinstance(value, dict) else value
+        batch.append(ConsumerRecord(topic, 0, offset, 0, 0, key.encode(), raw, None, len(key), len(raw), ()))
+    return agent.put(Fetched(topic, 0, batch), partition=0)
 
 
 def metric(service: Service, name: str, **labels: str) -> float:
@@ -96,6 +108,27 @@ def test_resolve_skips_and_counts_what_it_cannot_decode_then_goes_on(
     assert metric(service, "optouts_events_folded_total", stage="resolve", type="message.sent") == 1
 
 
+def test_resolve_folds_a_fetched_batch_in_order_past_poison_and_duplicates_inside_it(
+    kafka_brokers: str, tmp_path: Path
+) -> None:
+    person, phone = unique("person"), unique_phone()
+    stop = received(phone, SENDER, "STOP")
+
+    async def scenario(service: Service, agent: Any) -> None:
+        await put_batch(
+            agent, [(phone, sent(person, phone, SENDER)), (phone, b"{"), (phone, stop), (phone, stop)]
+        )
+        contacts = stored(service.tables.contacts.get(phone.encode()))
+        assert contacts["recipients"] == {SENDER: [person]}  # the STOP saw the send before it
+        assert contacts["applied"] == {stop["event_id"]: [person]}
+
+    service = run_agent(kafka_brokers, tmp_path, "resolve", scenario)
+    assert metric(service, "optouts_decode_failures_total", topic="sms-messaging-events") == 1
+    assert metric(service, "optouts_duplicate_events_total", stage="resolve") == 1
+    emitted = latest_values(kafka_brokers, PERSON_EVENTS, {person})[person]
+    assert (emitted["type"], emitted["source_event_id"]) == ("opt_out.recorded", stop["event_id"])
+
+
 def test_resolve_rekeys_an_event_keyed_by_another_form_of_the_phone(
     kafka_brokers: str, tmp_path: Path
 ) -> None:
@@ -126,8 +159,8 @@ def test_project_folds_the_person_log_and_publishes_the_whole_list(
     )
 
     async def scenario(service: Service, agent: Any) -> None:
-        await agent.put(encode(recorded), key=person.encode())
-        await agent.put(encode(recorded), key=person.encode())  # redelivered
+        await put(agent, person, encode(recorded))
+        await put(agent, person, encode(recorded))  # redelivered
         state = stored(service.tables.opt_outs.get(person.encode()))
         assert [change["event_id"] for change in state["history"]] == [recorded.event_id]
 
@@ -137,3 +170,30 @@ def test_project_folds_the_person_log_and_publishes_the_whole_list(
     assert [(e["sender"], e["phone"], e["keyword"]) for e in published["opt_outs"]] == [
         (SENDER, phone, "STOP")
     ]
+
+
+def test_project_publishes_a_list_whose_entry_came_and_went_within_one_batch(
+    kafka_brokers: str, tmp_path: Path
+) -> None:
+    person, phone = unique("person"), unique_phone()
+    at = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+    common = {"person_id": person, "sender": SENDER, "phone": phone}
+    recorded = OptOutRecorded(
+        event_id=unique("evt"),
+        occurred_at=at,
+        cause="keyword",
+        keyword="STOP",
+        source_event_id=unique("SM"),
+        **common,
+    )
+    cleared = OptOutCleared(
+        event_id=unique("evt"), occurred_at=at, keyword="START", source_event_id=unique("SM"), **common
+    )
+
+    async def scenario(service: Service, agent: Any) -> None:
+        await put_batch(agent, [(person, encode(recorded)), (person, encode(cleared))])
+
+    run_agent(kafka_brokers, tmp_path, "project", scenario)
+    # The entries are as before the batch (none), the list is not: it has a history now.
+    published = latest_values(kafka_brokers, OPT_OUTS, {person})[person]
+    assert published["opt_outs"] == [] and published["updated_at"] is not None
