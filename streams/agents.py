@@ -55,7 +55,7 @@ def register_agents(
         letter = dead_letter(record, exc, app.conf.id)
         # The letter's key, not the record's: it is cut to a bounded size like the value, so that
         # no key or value can make the dead letter itself too large to send.
-        return sends.send(DEAD_LETTERS, letter.original_key() or b"", encode(letter))
+        return sends.send(DEAD_LETTERS, letter.original_key(), encode(letter))
 
     # Each event is one partition's fetched records (streams.batches); what a batch writes goes
     # out through `sends` (streams.sends), each table key in the batch's partition.

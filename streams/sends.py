@@ -31,7 +31,7 @@ class Sends:
         self._last: dict[TP, tuple[faust.Table, asyncio.Future[Any]]] = {}
         self._crashing: asyncio.Future[Any] | None = None
 
-    async def send(self, topic: str, key: bytes, value: bytes, partition: int | None = None) -> None:
+    async def send(self, topic: str, key: bytes | None, value: bytes, partition: int | None = None) -> None:
         """Append to the producer's batch; None partitions by key (murmur2), as Faust does."""
         producer = self.app.producer._producer  # type: ignore[attr-defined]
         future = await producer.send(topic, value, key=key, partition=partition)
