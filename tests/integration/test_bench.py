@@ -49,3 +49,4 @@ def test_bench_prints_progress_and_one_json_line_with_every_figure(output_dir: P
     assert set(figures) == FIGURES
     assert figures["n"] == 3000
     assert figures["pipeline_events_per_s"] > 0 and figures["raw_consume_events_per_s"] > 0
+    assert figures["replay_events_per_s"] > 0 and "[bench] replay:" in result.stderr
