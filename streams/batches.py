@@ -7,10 +7,10 @@ here, that alone held an agent that did nothing to ~4,500 records/s, and batchin
 with `batched_topic`, the consumer (streams.transport) hands the agent each partition's fetched
 records as one event whose value is a `Fetched`; everything after the fetch is then per batch.
 
-The batch's message carries its *last* offset; the offsets before it are marked as a gap, so Faust
-commits past the whole batch once its one event is acked, which Faust does after the agent folded
-every record and (at-least-once) after the producer flushed what the fold sent. The event's
-partition is the records' partition, so the tables read and write each key in the right store.
+The batch's message carries its *last* offset, and the consumer commits past the whole batch once its
+one event is acked, which Faust does after the agent folded every record, and (at-least-once) only
+after the producer flushed what the fold sent. The event's partition is the records' partition, so
+the tables read and write each key in the right store.
 """
 
 from __future__ import annotations
