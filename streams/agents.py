@@ -40,13 +40,13 @@ def register_agents(
     region = settings.default_region
     sends = Sends(app)
 
-    def rekey(topic: str, record: Any, key: bytes, value: bytes) -> Awaitable[None]:
+    def rekey(topic: str, record: Any, key: bytes, value: bytes) -> Awaitable[Any]:
         # Tables are partitioned by the Kafka key: an event keyed by anything but its normalised
         # entity would be folded on the wrong partition, so it is sent again under the right key.
         metrics.rekeyed.labels(record.topic).inc()
         return sends.send(topic, key, value)
 
-    def skip(record: Any, exc: DecodeError) -> None:
+    def skip(record: Any, exc: DecodeError) -> Awaitable[Any]:
         # The one policy for bad input: log where it is and why, count it, keep it aside in
         # sms-dead-letters (sent like the batch's other sends: its offset is committed only once
         # the dead letter is acknowledged), go on with the next.

@@ -31,20 +31,21 @@ class Sends:
         self._last: dict[TP, tuple[faust.Table, asyncio.Future[Any]]] = {}
         self._crashing: asyncio.Future[Any] | None = None
 
-    async def send(self, topic: str, key: bytes | None, value: bytes, partition: int | None = None) -> None:
-        """Append to the producer's batch; None partitions by key (murmur2), as Faust does."""
+    async def send(
+        self, topic: str, key: bytes | None, value: bytes, partition: int | None = None
+    ) -> asyncio.Future[Any]:
+        """Append to the producer's batch; None partitions by key (murmur2), as Faust does. The
+        returned future is the record's delivery."""
         producer = self.app.producer._producer  # type: ignore[attr-defined]
-        future = await producer.send(topic, value, key=key, partition=partition)
+        future: asyncio.Future[Any] = await producer.send(topic, value, key=key, partition=partition)
         future.add_done_callback(self._delivered)
+        return future
 
     async def store(self, table: faust.Table, key: bytes, value: bytes, partition: int) -> None:
         """`table[key] = value` in `partition`: the local store now, its changelog record sent."""
         table.data[key] = value
         changelog = TP(table.changelog_topic.get_topic_name(), partition)
-        producer = self.app.producer._producer  # type: ignore[attr-defined]
-        future = await producer.send(changelog.topic, value, key=key, partition=partition)
-        future.add_done_callback(self._delivered)
-        self._last[changelog] = (table, future)
+        self._last[changelog] = (table, await self.send(changelog.topic, key, value, partition))
 
     def batch_done(self) -> None:
         """Record each changelog partition's offset in its store once its last record is acked."""

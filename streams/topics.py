@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 from dataclasses import dataclass
 
 import faust
@@ -75,20 +74,18 @@ async def create_topics(settings: Settings) -> list[str]:
 
 @dataclass(frozen=True)
 class Topics:
-    """The Faust handles of the topics the agents use. Values are raw bytes: our codec decodes them
-    once."""
+    """The Faust handles of the agents' input topics (the webhooks send to the first). Values are raw
+    bytes: our codec decodes them once. What the agents write goes out by topic name (streams.sends)."""
 
     messaging_events: faust.TopicT
     person_events: faust.TopicT
-    opt_outs: faust.TopicT
-    dead_letters: faust.TopicT
 
 
 def declare_topics(app: faust.App, settings: Settings) -> Topics:
-    def topic(name: str, configs: dict[str, str], batched: bool = False) -> faust.TopicT:
+    def topic(name: str, configs: dict[str, str]) -> faust.TopicT:
         # The agents' input topics come to them as fetched batches (streams.batches).
-        declare = functools.partial(batched_topic, app) if batched else app.topic
-        return declare(
+        return batched_topic(
+            app,
             name,
             key_type=bytes,
             value_type=bytes,
@@ -100,8 +97,6 @@ def declare_topics(app: faust.App, settings: Settings) -> Topics:
         )
 
     return Topics(
-        messaging_events=topic(MESSAGING_EVENTS, _LOG, batched=True),
-        person_events=topic(PERSON_EVENTS, _LOG, batched=True),
-        opt_outs=topic(OPT_OUTS, _LATEST_VALUE),
-        dead_letters=topic(DEAD_LETTERS, _LOG),
+        messaging_events=topic(MESSAGING_EVENTS, _LOG),
+        person_events=topic(PERSON_EVENTS, _LOG),
     )
