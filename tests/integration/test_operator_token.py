@@ -18,9 +18,9 @@ import pytest
 from streams.topics import PERSON_EVENTS
 from tests.factories import received, sent, unique, unique_phone
 from tests.integration.kafka import latest_values
-from tests.integration.processes import ROOT, ServiceProcess, http_json, new_worker
+from tests.integration.processes import ROOT, ServiceProcess, http_json
 from tests.integration.test_pipeline import SENDER, eventually, publish_events
-from tests.integration.test_scale_out import owner_port, owners
+from tests.integration.test_scale_out import owner_port, sharing_pair
 
 pytestmark = pytest.mark.integration
 
@@ -34,27 +34,11 @@ def guarded(
     kafka_brokers: str, tmp_path_factory: pytest.TempPathFactory, output_dir: Path
 ) -> Iterator[tuple[ServiceProcess, ServiceProcess]]:
     """Two workers of one app id with the token, sharing the partitions."""
-    app_id = unique("optouts-token")
-    first, second = (
-        new_worker(
-            kafka_brokers,
-            tmp_path_factory.mktemp(f"token{n}"),
-            app_id,
-            output_dir / f"{app_id}-{n}.log",
-            OPTOUTS_OPERATOR_TOKEN=TOKEN,
-        )
-        for n in (1, 2)
-    )
-    try:
-        first.start()
-        second.start()
-        eventually(
-            lambda: len(set(owners(first).values())) == 2 and owners(first) == owners(second), timeout=60
-        )
-        yield first, second
-    finally:
-        second.stop()
-        first.stop()
+    dirs = (tmp_path_factory.mktemp("token1"), tmp_path_factory.mktemp("token2"))
+    with sharing_pair(
+        kafka_brokers, dirs, unique("optouts-token"), output_dir, OPTOUTS_OPERATOR_TOKEN=TOKEN
+    ) as workers:
+        yield workers
 
 
 def listed(worker: ServiceProcess, person: str, headers: dict[str, str] | None = None) -> tuple[int, object]:

@@ -4,6 +4,7 @@ is appended by the one that owns the person."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -18,24 +19,35 @@ from tests.integration.test_pipeline import SENDER, eventually, history, opt_out
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def pair(
-    kafka_brokers: str, tmp_path_factory: pytest.TempPathFactory, output_dir: Path
+@contextmanager
+def sharing_pair(
+    kafka_brokers: str, dirs: tuple[Path, Path], app_id: str, output_dir: Path, **env: str
 ) -> Iterator[tuple[ServiceProcess, ServiceProcess]]:
-    app_id = unique("optouts-pair")
-    first = new_worker(kafka_brokers, tmp_path_factory.mktemp("a"), app_id, output_dir / f"{app_id}-a.log")
-    second = new_worker(kafka_brokers, tmp_path_factory.mktemp("b"), app_id, output_dir / f"{app_id}-b.log")
+    """Two workers of `app_id`, each on its dir, once both are ready and agree that each owns some
+    of the table's partitions; both stopped after."""
+    first, second = (
+        new_worker(kafka_brokers, data, app_id, output_dir / f"{app_id}-{n}.log", **env)
+        for n, data in enumerate(dirs, 1)
+    )
     try:
         first.start()
         second.start()
-        # Both ready, and both agreeing that each owns some of the table's partitions.
         eventually(
             lambda: len(set(owners(first).values())) == 2 and owners(first) == owners(second), timeout=60
         )
         yield first, second
     finally:
-        first.stop()
         second.stop()
+        first.stop()
+
+
+@pytest.fixture(scope="module")
+def pair(
+    kafka_brokers: str, tmp_path_factory: pytest.TempPathFactory, output_dir: Path
+) -> Iterator[tuple[ServiceProcess, ServiceProcess]]:
+    dirs = (tmp_path_factory.mktemp("a"), tmp_path_factory.mktemp("b"))
+    with sharing_pair(kafka_brokers, dirs, unique("optouts-pair"), output_dir) as workers:
+        yield workers
 
 
 def owners(worker: ServiceProcess) -> dict[int, int]:
