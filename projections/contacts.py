@@ -15,7 +15,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC
+from datetime import UTC, datetime
 from functools import singledispatch
 from typing import Any
 
@@ -134,16 +134,23 @@ def _sent(event: MessageSent, contacts: Contacts, keywords: Keywords) -> Resolut
     if event.person_id in persons and recent == contacts.recent_sends:
         return Resolution(contacts)  # the same object: nothing to write
     recipients = {**contacts.recipients, event.sender: persons | {event.person_id}}
-    return Resolution(replace(contacts, recipients=recipients, recent_sends=recent))
+    # Built, not `replace()`d: this is the rule nine events in ten take, and replace() costs more
+    # than the rule itself.
+    return Resolution(Contacts(recipients, contacts.blocked, contacts.applied, recent))
 
 
 def _remember(recent: tuple[RecentSend, ...], event: MessageSent) -> tuple[RecentSend, ...]:
-    # Always with microseconds, so that the stored strings sort as the times they name.
-    when = event.occurred_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    send = RecentSend(when, event.message_sid, event.person_id)
+    send = RecentSend(_sortable(event.occurred_at), event.message_sid, event.person_id)
+    if not recent or send > recent[-1]:
+        return (*recent, send)[-RECENT_SENDS:]  # the usual case: sends arrive in time order
     if send in recent:
         return recent
     return tuple(sorted((*recent, send)))[-RECENT_SENDS:]
+
+
+def _sortable(moment: datetime) -> str:
+    # Always with microseconds and four-digit years, so that the strings sort as the times they name.
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 @_apply.register

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
@@ -27,7 +28,7 @@ from streams.dead_letters import dead_letter
 from streams.metrics import Metrics
 from streams.sends import Sends
 from streams.settings import Settings
-from streams.tables import Tables, storable, stored
+from streams.tables import Tables, partition_store, storable, stored
 from streams.topics import DEAD_LETTERS, MESSAGING_EVENTS, OPT_OUTS, PERSON_EVENTS, Topics
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,9 @@ def register_agents(
     async def resolve_agent(stream: faust.StreamT[Fetched]) -> AsyncIterator[int]:
         async for batch in stream:
             started = time.perf_counter()
+            store = partition_store(tables.contacts, batch.partition)
             states: dict[bytes, Contacts] = {}
+            folded: Counter[str] = Counter()
             for record in batch.records:
                 try:
                     message = decode_messaging_event(record.value, region=region)
@@ -74,25 +77,22 @@ def register_agents(
                 if key != record.key:
                     await rekey(MESSAGING_EVENTS, record, key, encode(message))
                     continue
-                if key in states:
-                    contacts = states[key]
-                else:
-                    contacts = Contacts.from_json(stored(tables.contacts.get(key)))
+                contacts = states[key] if key in states else Contacts.from_json(stored(store.get(key)))
                 resolution = resolve(contacts, message, keywords)
                 states[key] = resolution.contacts
                 if resolution.contacts is contacts and message.event_id in contacts.applied:
-                    metrics.duplicates.labels("resolve").inc()
+                    folded[DUPLICATE] += 1
                 for emitted in resolution.emitted:
                     await sends.send(PERSON_EVENTS, emitted.person_id.encode(), encode(emitted))
-                metrics.events_folded.labels("resolve", message.type).inc()
+                folded[message.type] += 1
             # Every key the batch touched is written, changed or not. The local store is written
-            # at once, its changelog record only once the producer is acked: after a crash in
-            # between, the redelivered events change nothing locally, and writing only changes
-            # would leave the changelog (what a takeover restores) without them.
+            # when the batch is done, its changelog record only once the producer is acked: after a
+            # crash in between, the redelivered events change nothing locally, and writing only
+            # changes would leave the changelog (what a takeover restores) without them.
             for key, contacts in states.items():
                 await sends.store(tables.contacts, key, storable(contacts.to_json()), batch.partition)
             sends.batch_done()
-            observe(metrics, "resolve", batch, started)
+            observe(metrics, "resolve", batch, folded, started)
             yield len(batch)
             await take_turns()
 
@@ -100,6 +100,8 @@ def register_agents(
     async def project_agent(stream: faust.StreamT[Fetched]) -> AsyncIterator[int]:
         async for batch in stream:
             started = time.perf_counter()
+            store = partition_store(tables.opt_outs, batch.partition)
+            folded: Counter[str] = Counter()
             loaded: dict[bytes, PersonOptOuts] = {}  # as stored before this batch
             states: dict[bytes, PersonOptOuts] = {}
             republish: set[bytes] = set()
@@ -114,15 +116,15 @@ def register_agents(
                     await rekey(PERSON_EVENTS, record, key, encode(person_event))
                     continue
                 if key not in states:
-                    state = stored(tables.opt_outs.get(key))
+                    state = stored(store.get(key))
                     loaded[key] = states[key] = PersonOptOuts.from_json(person_event.person_id, state)
                 before_event = states[key]
                 states[key] = projected = project(before_event, person_event)
                 if projected is before_event:
-                    metrics.duplicates.labels("project").inc()
+                    folded[DUPLICATE] += 1
                     # A duplicate re-sends the current list: the send after a crash may be the one lost.
                     republish.add(key)
-                metrics.events_folded.labels("project", person_event.type).inc()
+                folded[person_event.type] += 1
             for key, state in states.items():
                 before = loaded[key]
                 # A redelivery rewrites what is stored, as it re-sends the list: the changelog may
@@ -135,7 +137,7 @@ def register_agents(
                     await sends.send(OPT_OUTS, key, encode(state.as_list()))
                     metrics.list_size.observe(len(state.entries))
             sends.batch_done()
-            observe(metrics, "project", batch, started)
+            observe(metrics, "project", batch, folded, started)
             yield len(batch)
             await take_turns()
 
@@ -164,6 +166,15 @@ async def take_turns() -> None:
     await asyncio.sleep(0)
 
 
-def observe(metrics: Metrics, stage: str, batch: Fetched, started: float) -> None:
+# Counted per batch, not per event: a labelled counter's lookup costs more than the count.
+DUPLICATE = "duplicate"  # not an event type: the events folded as duplicates
+
+
+def observe(metrics: Metrics, stage: str, batch: Fetched, folded: Counter[str], started: float) -> None:
+    for kind, count in folded.items():
+        if kind == DUPLICATE:
+            metrics.duplicates.labels(stage).inc(count)
+        else:
+            metrics.events_folded.labels(stage, kind).inc(count)
     metrics.fold_seconds.labels(stage).observe(time.perf_counter() - started)
     metrics.batch_events.labels(stage).observe(len(batch))

@@ -8,6 +8,11 @@ contacts, the sends trailed the folds by tens of seconds at 200,000 events, and 
 a STOP's second hop among them, queued behind them. The same producer still carries everything, so
 Faust's commit, which flushes it first (at-least-once), waits for these records too.
 
+A batch's table writes go to each partition's RocksDB as one write batch when the batch is done
+(`batch_done`): one WAL write instead of one per key (~7 µs a put here, ~2 µs in a batch). The agents
+keep what the batch changed in memory until then, so nothing reads a key between its fold and its
+write; the persisted offset is only set after both the write and the changelog's acknowledgement.
+
 The records and their keys are the ones Faust would send: raw bytes, the table's changelog topic,
 the partition of the batch the key came in. A record the brokers refuse crashes the worker, so that
 nothing after it is committed.
@@ -20,6 +25,9 @@ from typing import Any
 
 import faust
 from faust.types import TP
+from rocksdict import WriteBatch
+
+from streams.tables import partition_store
 
 
 class Sends:
@@ -29,6 +37,7 @@ class Sends:
         # store is known to be in the changelog up to it (Faust's persisted offset, where a
         # restart's recovery starts reading).
         self._last: dict[TP, tuple[faust.Table, asyncio.Future[Any]]] = {}
+        self._writes: dict[tuple[faust.Table, int], WriteBatch] = {}
         self._crashing: asyncio.Future[Any] | None = None
 
     async def send(
@@ -42,13 +51,21 @@ class Sends:
         return future
 
     async def store(self, table: faust.Table, key: bytes, value: bytes, partition: int) -> None:
-        """`table[key] = value` in `partition`: the local store now, its changelog record sent."""
-        table.data[key] = value
+        """`table[key] = value` in `partition`: its changelog record sent now, the local store written
+        with the batch's other writes in `batch_done`."""
+        writes = self._writes.get((table, partition))
+        if writes is None:
+            writes = self._writes[table, partition] = WriteBatch(raw_mode=True)
+        writes.put(key, value)
         changelog = TP(table.changelog_topic.get_topic_name(), partition)
         self._last[changelog] = (table, await self.send(changelog.topic, key, value, partition))
 
     def batch_done(self) -> None:
-        """Record each changelog partition's offset in its store once its last record is acked."""
+        """Write the batch's values to the local stores, and record each changelog partition's
+        offset in its store once its last record is acked."""
+        for (table, partition), writes in self._writes.items():
+            partition_store(table, partition).write(writes)
+        self._writes.clear()
         for tp, (table, future) in self._last.items():
             future.add_done_callback(lambda done, tp=tp, table=table: _persist(table, tp, done))
         self._last.clear()

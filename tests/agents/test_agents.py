@@ -1,5 +1,5 @@
-"""The agents' bodies, driven through Faust's `test_context` with an in-memory table store; what they
-send goes to the suite's real broker and is read back from there."""
+"""The agents' bodies, driven through Faust's `test_context` with their RocksDB tables in a scratch
+data dir; what they send goes to the suite's real broker and is read back from there."""
 
 from __future__ import annotations
 
@@ -30,11 +30,10 @@ Scenario = Callable[[Service, Any], Awaitable[None]]  # (service, Faust's agent 
 
 
 def run_agent(brokers: str, data_dir: Path, agent_name: str, scenario: Scenario) -> Service:
-    """The service on `brokers` with a memory store, `scenario` run inside the agent's test context."""
+    """The service on `brokers`, `scenario` run inside the agent's test context."""
     service = build_service(
         Settings(kafka_brokers=brokers, data_dir=data_dir, app_id=unique("optouts-agent"))
     )
-    service.app.conf.store = "memory://"
 
     async def main() -> None:
         await create_topics(service.settings)  # as the worker does first: its changelogs too
