@@ -1,8 +1,9 @@
 """The two agents: `resolve` (stage 1, per phone) and `project` (stage 2, per person).
 
 Each takes its topic one fetched partition batch at a time (streams.batches), decodes every value
-once, folds it with the pure fold, writes each key's state to the table once per batch, and sends
-what the folds emitted (appended to the producer's batches, no per-event round trip; streams.sends).
+once, folds it with the pure fold, writes each key's state to the table once per batch
+(streams.table_writes), and sends what the folds emitted (appended to the producer's batches, no
+per-event round trip; streams.sends).
 Faust commits a batch's offsets only after it was processed and the producer flushed, so delivery is
 at-least-once, made exact by the idempotent folds: a redelivered event id changes nothing and
 re-sends what it emitted before.
@@ -28,6 +29,7 @@ from streams.dead_letters import dead_letter
 from streams.metrics import Metrics
 from streams.sends import Sends
 from streams.settings import Settings
+from streams.table_writes import TableWrites
 from streams.tables import Tables, partition_store, storable, stored
 from streams.topics import DEAD_LETTERS, MESSAGING_EVENTS, OPT_OUTS, PERSON_EVENTS, Topics
 
@@ -40,6 +42,8 @@ def register_agents(
     keywords = settings.keywords
     region = settings.default_region
     sends = Sends(app)
+    contacts_writes = TableWrites(sends, tables.contacts)
+    opt_outs_writes = TableWrites(sends, tables.opt_outs)
 
     def rekey(topic: str, record: Any, key: bytes, value: bytes) -> Awaitable[Any]:
         # Tables are partitioned by the Kafka key: an event keyed by anything but its normalised
@@ -90,8 +94,8 @@ def register_agents(
             # crash in between, the redelivered events change nothing locally, and writing only
             # changes would leave the changelog (what a takeover restores) without them.
             for key, contacts in states.items():
-                await sends.store(tables.contacts, key, storable(contacts.to_json()), batch.partition)
-            sends.batch_done()
+                await contacts_writes.put(key, storable(contacts.to_json()), batch.partition)
+            await contacts_writes.done()
             observe(metrics, "resolve", batch, folded, started)
             yield len(batch)
             await take_turns()
@@ -130,13 +134,13 @@ def register_agents(
                 # A redelivery rewrites what is stored, as it re-sends the list: the changelog may
                 # be the write a crash lost (the local store is written first).
                 if state is not before or key in republish:
-                    await sends.store(tables.opt_outs, key, storable(state.to_json()), batch.partition)
+                    await opt_outs_writes.put(key, storable(state.to_json()), batch.partition)
                 # The whole list, not only its entries: an opt-out recorded and cleared within
                 # one batch leaves the entries as they were but changes the list's history.
                 if key in republish or state.as_list() != before.as_list():
                     await sends.send(OPT_OUTS, key, encode(state.as_list()))
                     metrics.list_size.observe(len(state.entries))
-            sends.batch_done()
+            await opt_outs_writes.done()
             observe(metrics, "project", batch, folded, started)
             yield len(batch)
             await take_turns()

@@ -2,9 +2,10 @@
 folds' `to_json` forms as compact JSON bytes, encoded once by the agents and written as they are to
 the store and to the changelog (Faust would encode a dict twice, once for each).
 
-The agents read and write a partition's RocksDB directly (`partition_store`, streams.sends): Faust's
-`table.get` goes through a mapping's `get`, a `__contains__` and a `__getitem__` that each find the
-current event to pick the partition, ~25 µs a read where RocksDB's own is ~1 µs."""
+The agents read and write a partition's RocksDB directly (`partition_store`; writes in
+streams.table_writes): Faust's `table.get` goes through a mapping's `get`, a `__contains__` and a
+`__getitem__` that each find the current event to pick the partition, ~25 µs a read where RocksDB's
+own is ~1 µs."""
 
 from __future__ import annotations
 
