@@ -248,7 +248,11 @@ async def stop_visible(servers: list[str], worker: Worker, args: argparse.Namesp
     background sends running at `args.background_rate` per second."""
     producer = AIOKafkaProducer(bootstrap_servers=servers, acks="all", linger_ms=0)
     await producer.start()
-    watcher = AIOKafkaConsumer(OPT_OUTS, bootstrap_servers=servers, auto_offset_reset="latest")
+    # A short fetch wait: a broker may hold a fetch for its whole wait although records came in
+    # (Tansu does), and the watcher's wait is not the pipeline's latency.
+    watcher = AIOKafkaConsumer(
+        OPT_OUTS, bootstrap_servers=servers, auto_offset_reset="latest", fetch_max_wait_ms=5
+    )
     await watcher.start()
     sent_at: dict[str, float] = {}
     latencies: list[float] = []
