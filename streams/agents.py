@@ -30,7 +30,7 @@ from streams.metrics import Metrics
 from streams.sends import Sends
 from streams.settings import Settings
 from streams.table_writes import TableWrites
-from streams.tables import Tables, partition_store, storable, stored
+from streams.tables import KnownKeys, Tables, partition_store, storable, stored
 from streams.topics import DEAD_LETTERS, MESSAGING_EVENTS, OPT_OUTS, PERSON_EVENTS, Topics
 
 log = logging.getLogger(__name__)
@@ -70,10 +70,11 @@ def register_agents(
             started = time.perf_counter()
             store = partition_store(tables.contacts, batch.partition)
             states: dict[bytes, Contacts] = {}
+            known = KnownKeys(states, store)  # phones stored or folded: no need to parse them again
             folded: Counter[str] = Counter()
             for record in batch.records:
                 try:
-                    message = decode_messaging_event(record.value, region=region)
+                    message = decode_messaging_event(record.value, region=region, known_phones=known)
                 except DecodeError as exc:
                     await skip(record, exc)
                     continue

@@ -58,6 +58,21 @@ def partition_store(table: faust.Table, partition: int) -> Rdict:
     return db
 
 
+class KnownKeys:
+    """The ids a batch may take as normalised, as text: those of the states it folded so far and
+    those stored in its partition (every key was written from a decoded, normalised event)."""
+
+    def __init__(self, folded: Mapping[bytes, Any], store: Rdict) -> None:
+        self.folded = folded
+        self.store = store
+
+    def __contains__(self, value: object) -> bool:
+        if not isinstance(value, str):
+            return False
+        key = value.encode()
+        return key in self.folded or self.store.get(key) is not None
+
+
 # pydantic-core's JSON (already here for the events) reads and writes these values ~4x faster than
 # the json module: compact, UTF-8 as it is, the same values.
 

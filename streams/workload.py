@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from schemas.events import keyword_form
+
 _OPT_OUT = ["STOP", "stop", " Stop ", "UNSUBSCRIBE", "quit", "cancel", "END", "optout"]
 _OPT_IN = ["START", "yes", "UNSTOP"]
 _OTHER = ["Thanks!", "HELP", "info", "Stop please", "who is this?", "ok", "STOP PLEASE", "Stop."]
@@ -83,10 +85,12 @@ def _sent(sid: str, at: str, person: int, phone: str, sender: str) -> dict[str, 
 
 
 def _received(sid: str, at: str, phone: str, sender: str, body: str) -> dict[str, Any]:
+    # At the version our webhook writes (2, with the keyword): version 1 values are upcast first.
     return {
         "type": "message.received",
         "event_id": sid,
-        "schema_version": 1,
+        "schema_version": 2,
+        "keyword": keyword_form(body),
         "occurred_at": at,
         "phone": phone,
         "sender": sender,

@@ -215,6 +215,24 @@ def test_a_formatted_phone_and_its_e164_form_decode_to_the_same_phone(value: dic
     assert formatted.phone == e164.phone == "+14155550123"
 
 
+@pytest.mark.parametrize("value", [SENT, RECEIVED, BLOCKED])
+def test_a_known_phone_is_taken_as_it_is_and_any_other_is_still_normalised(value: dict[str, Any]) -> None:
+    # The caller vouches for the known ones (the keys of our own store): a form that parsing would
+    # change shows that they are not parsed again.
+    known = {"+1 (415) 555-0123"}
+
+    taken = decode_messaging_event(
+        as_bytes({**value, "phone": "+1 (415) 555-0123"}), region="US", known_phones=known
+    )
+    parsed = decode_messaging_event(
+        as_bytes({**value, "phone": "+1 415 555 0123"}), region="US", known_phones=known
+    )
+
+    assert (taken.phone, parsed.phone) == ("+1 (415) 555-0123", "+14155550123")
+    with pytest.raises(DecodeError, match="phone"):
+        decode_messaging_event(as_bytes({**value, "phone": "nope"}), region="US", known_phones=known)
+
+
 @pytest.mark.parametrize(
     ("national", "region", "e164"),
     [
