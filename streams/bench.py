@@ -44,6 +44,12 @@ def add_bench_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
     bench.add_argument("--read-rate", type=int, default=500, help="GET requests/s for read latency (500)")
     bench.add_argument("--read-seconds", type=float, default=5.0, help="how long reads are measured (5)")
     bench.add_argument("--seed", type=int, default=7)
+    bench.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes sharing the partitions, as on one machine (1)",
+    )
     bench.set_defaults(handler=lambda args, settings: asyncio.run(bench_command(args, settings)))
 
 
@@ -88,20 +94,25 @@ async def measure(args: argparse.Namespace, settings: Settings, work: Path) -> d
     progress(f"raw consume + decode: {raw:,.0f} events/s")
 
     app_id = f"optouts-bench-{uuid.uuid4().hex[:8]}"
-    worker = Worker(settings, app_id, work / "data", work / "worker.log")
+    # Started together, so that they join the group in one rebalance (each its own data dir).
+    workers = [
+        Worker(settings, app_id, work / f"data{i}", work / f"worker{i}.log") for i in range(args.workers)
+    ]
     try:
-        pipeline = await worker.pipeline(len(events), marker)
+        pipeline = await measure_pipeline(workers, len(events), marker)
         progress(f"pipeline: {pipeline:,.0f} events/s through both stages")
-        p50, p99 = await stop_visible(servers, worker, args)
+        p50, p99 = await stop_visible(servers, args)
         progress(f"STOP visible: p50 {p50:.1f} ms, p99 {p99:.1f} ms")
-        read_p99 = await read_latency(worker, args)
+        read_p99 = await read_latency(workers, args)
         progress(f"GET list: p99 {read_p99:.1f} ms at {args.read_rate}/s")
-        rss = worker.peak_rss_mb()
-        # The whole log again, into a new generation the worker is not switched to.
+        # The service's memory: with several workers, the sum of their peaks.
+        rss = sum(worker.peak_rss_mb() for worker in workers)
+        # The whole log again, into a new generation the workers are not switched to.
         summary = await replay(settings.model_copy(update={"app_id": app_id}), switch=False)
         progress(f"replay: {summary.events_per_s:,.0f} events/s")
     finally:
-        worker.stop()
+        for worker in workers:
+            worker.stop()
     return {
         "n": len(events),
         "persons": args.persons,
@@ -112,6 +123,7 @@ async def measure(args: argparse.Namespace, settings: Settings, work: Path) -> d
         "replay_events_per_s": round(summary.events_per_s),
         "read_p99_ms": round(read_p99, 2),
         "rss_mb": round(rss, 1),
+        "workers": args.workers,
         "cores": os.cpu_count(),
         "broker": ",".join(servers),
     }
@@ -142,26 +154,6 @@ class Worker:
             stderr=subprocess.STDOUT,
         )
 
-    async def pipeline(self, total: int, marker: str) -> float:
-        """Input events per second from the first event folded until every event was folded
-        (counted on /metrics) and the marker, the last event of its partition, shows on the API:
-        partitions are folded side by side, so neither alone says the log is done."""
-        async with aiohttp.ClientSession() as http:
-            while await self.folded(http) == 0:
-                await asyncio.sleep(0.02)
-            first = reported = time.perf_counter()
-            progress("the worker is folding")
-            while (folded := await self.folded(http)) < total or not await self.listed(http, marker):
-                if time.perf_counter() - reported >= 5:
-                    reported = time.perf_counter()
-                    persons = await self.folded(http, stage="project")
-                    progress(
-                        f"{reported - first:.0f} s: folded {folded:,.0f} of {total:,} events,"
-                        f" then {persons:,.0f} person events"
-                    )
-                await asyncio.sleep(0.05)
-            return total / (time.perf_counter() - first)
-
     async def folded(self, http: aiohttp.ClientSession, stage: str = "resolve") -> float:
         try:
             async with http.get(f"{self.url}/metrics") as response:
@@ -191,6 +183,31 @@ class Worker:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+async def measure_pipeline(workers: list[Worker], total: int, marker: str) -> float:
+    """Input events per second from the first event folded until every event was folded (counted
+    on the workers' /metrics) and the marker, the last event of its partition, shows on the API:
+    partitions are folded side by side, so neither alone says the log is done."""
+
+    async def folded(http: aiohttp.ClientSession, stage: str = "resolve") -> float:
+        return sum([await worker.folded(http, stage) for worker in workers])
+
+    async with aiohttp.ClientSession() as http:
+        while await folded(http) == 0:
+            await asyncio.sleep(0.02)
+        first = reported = time.perf_counter()
+        progress("the workers are folding" if len(workers) > 1 else "the worker is folding")
+        while (done := await folded(http)) < total or not await workers[0].listed(http, marker):
+            if time.perf_counter() - reported >= 5:
+                reported = time.perf_counter()
+                persons = await folded(http, stage="project")
+                progress(
+                    f"{reported - first:.0f} s: folded {done:,.0f} of {total:,} events,"
+                    f" then {persons:,.0f} person events"
+                )
+            await asyncio.sleep(0.05)
+        return total / (time.perf_counter() - first)
 
 
 async def produce(servers: list[str], records: list[tuple[bytes, bytes]]) -> None:
@@ -243,7 +260,7 @@ async def raw_consume(servers: list[str], total: int) -> float:
         await consumer.stop()
 
 
-async def stop_visible(servers: list[str], worker: Worker, args: argparse.Namespace) -> tuple[float, float]:
+async def stop_visible(servers: list[str], args: argparse.Namespace) -> tuple[float, float]:
     """Milliseconds from a STOP's publication until the person's new list is on `sms-opt-outs`, with
     background sends running at `args.background_rate` per second."""
     producer = AIOKafkaProducer(bootstrap_servers=servers, acks="all", linger_ms=0)
@@ -307,14 +324,15 @@ async def stop_visible(servers: list[str], worker: Worker, args: argparse.Namesp
     return statistics.median(latencies), percentile(latencies, 99)
 
 
-async def read_latency(worker: Worker, args: argparse.Namespace) -> float:
-    """p99 milliseconds of `GET /people/{id}/sms-opt-outs` at `args.read_rate` requests per second."""
+async def read_latency(workers: list[Worker], args: argparse.Namespace) -> float:
+    """p99 milliseconds of `GET /people/{id}/sms-opt-outs` at `args.read_rate` requests per second,
+    spread over the workers as a load balancer would (a worker forwards what another owns)."""
     rng = random.Random(args.seed)
     total = int(args.read_rate * args.read_seconds)
     latencies: list[float] = []
     async with aiohttp.ClientSession() as http:
 
-        async def one(person: str) -> None:
+        async def one(worker: Worker, person: str) -> None:
             started = time.perf_counter()
             async with http.get(f"{worker.url}/people/{person}/sms-opt-outs") as response:
                 await response.read()
@@ -324,7 +342,8 @@ async def read_latency(worker: Worker, args: argparse.Namespace) -> float:
         tasks = []
         for index in range(total):
             await asyncio.sleep(max(0.0, started + index / args.read_rate - time.perf_counter()))
-            tasks.append(asyncio.create_task(one(f"person-{rng.randrange(args.persons)}")))
+            worker = workers[index % len(workers)]
+            tasks.append(asyncio.create_task(one(worker, f"person-{rng.randrange(args.persons)}")))
         await asyncio.gather(*tasks)
     return percentile(latencies, 99)
 
