@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import singledispatch
-from typing import Any
+from typing import Any, NamedTuple
 
 from projections.keywords import DEFAULT_KEYWORDS, Intent, Keywords, classify, keyword_text
 from schemas.events import (
@@ -38,9 +38,11 @@ _DERIVED_IDS = uuid.UUID("7c0f6a52-3c55-4a8e-9d4c-2f1b2d6c9e11")
 RECENT_SENDS = 32
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class RecentSend:
-    """One send to this phone: its message sid, when, and to whom. Ordered by time, then sid."""
+class RecentSend(NamedTuple):
+    """One send to this phone: its message sid, when, and to whom. Ordered by time, then sid.
+
+    A named tuple rather than a dataclass: a phone that is texted often holds RECENT_SENDS of them,
+    all read and written again with every send, and a tuple is built, compared and encoded in C."""
 
     occurred_at: str  # RFC 3339 in UTC with microseconds: sorts as the time it names
     message_sid: str
@@ -66,7 +68,7 @@ class Contacts:
             "recipients": {sender: sorted(persons) for sender, persons in self.recipients.items()},
             "blocked": {sender: sorted(persons) for sender, persons in self.blocked.items()},
             "applied": {event_id: list(persons) for event_id, persons in self.applied.items()},
-            "recent_sends": [[s.occurred_at, s.message_sid, s.person_id] for s in self.recent_sends],
+            "recent_sends": [list(send) for send in self.recent_sends],
         }
 
     @classmethod
@@ -78,7 +80,7 @@ class Contacts:
             blocked={s: frozenset(p) for s, p in data["blocked"].items()},
             applied={e: tuple(p) for e, p in data["applied"].items()},
             # absent from contacts stored before sends were remembered
-            recent_sends=tuple(RecentSend(*send) for send in data.get("recent_sends", ())),
+            recent_sends=tuple(map(RecentSend._make, data.get("recent_sends", ()))),
         )
 
     def person_sent(self, message_sid: str) -> str | None:
@@ -149,8 +151,9 @@ def _remember(recent: tuple[RecentSend, ...], event: MessageSent) -> tuple[Recen
 
 
 def _sortable(moment: datetime) -> str:
-    # Always with microseconds and four-digit years, so that the strings sort as the times they name.
-    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    # Always with microseconds and four-digit years, so that the strings sort as the times they name
+    # (in UTC the offset is "+00:00": replaced with the "Z" they were always stored with).
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 @_apply.register

@@ -50,6 +50,7 @@ def create_app(settings: Settings) -> faust.App:
         consumer_max_fetch_size=settings.batch_bytes,
         # Recover tables to the changelogs' real end: brokers' high watermarks are not trusted.
         TableManager=LogEndTableManager,
+        table_standby_replicas=settings.standby_replicas,
         broker_session_timeout=settings.session_timeout,
         broker_rebalance_timeout=settings.rebalance_timeout,
         broker_heartbeat_interval=min(3.0, settings.session_timeout / 3),

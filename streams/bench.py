@@ -124,6 +124,7 @@ async def measure(args: argparse.Namespace, settings: Settings, work: Path) -> d
         "read_p99_ms": round(read_p99, 2),
         "rss_mb": round(rss, 1),
         "workers": args.workers,
+        "standby_replicas": settings.standby_replicas,
         "cores": os.cpu_count(),
         "broker": ",".join(servers),
     }
@@ -145,6 +146,7 @@ class Worker:
             OPTOUTS_SESSION_TIMEOUT=str(settings.session_timeout),
             OPTOUTS_REBALANCE_TIMEOUT=str(settings.rebalance_timeout),
             OPTOUTS_PARTITIONS=str(settings.partitions),
+            OPTOUTS_STANDBY_REPLICAS=str(settings.standby_replicas),
             OPTOUTS_LOG_LEVEL="warning",
         )
         self.process = subprocess.Popen(

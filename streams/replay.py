@@ -20,7 +20,6 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
 from aiokafka import AIOKafkaProducer, TopicPartition
-from faust.serializers.codecs import dumps as faust_dumps
 
 from projections.opt_outs import project_log
 from projections.rebuild import MessagingFold, new_facts
@@ -33,6 +32,7 @@ from streams.log_reader import ends_of, snapshot
 from streams.offline_fold import LogRead, fold_messaging_log, read_person_log
 from streams.progress import say
 from streams.settings import Settings
+from streams.tables import storable
 from streams.topics import (
     CONTACTS_TABLE,
     DEAD_LETTERS,
@@ -136,10 +136,9 @@ async def replay(settings: Settings, *, switch: bool = True) -> ReplaySummary:
         for person, state in states.items()
     ]
     say(f"replay: writing {len(fold.contacts):,} contacts and {len(states):,} lists to {target}")
-    # As Faust writes a table value (value_type None: its json codec) under the raw key.
+    # As the agents write a table value (streams.tables.storable) under the raw key.
     await send_all(
-        settings,
-        [(topic, p, key.encode(), faust_dumps("json", value)) for topic, p, key, value in changelogs],
+        settings, [(topic, p, key.encode(), storable(value)) for topic, p, key, value in changelogs]
     )
     await commit_offsets(
         settings, target.app_id, {**ends_of(messaging_spans), **ends_of(person_spans), **ends_of(tail_spans)}

@@ -45,6 +45,12 @@ class Settings(BaseSettings):
     app_id: str = Field("sms-optouts", description="Faust app id: consumer group and table prefix.")
     partitions: int = Field(4, ge=1, description="Partitions of every topic created.")
     replication_factor: int = Field(1, ge=1)
+    standby_replicas: int = Field(
+        1,
+        ge=0,
+        description="Standby copies of each table partition kept by other workers: a takeover starts"
+        " from them, but each copy costs its worker the owner's changelog writes.",
+    )
     session_timeout: float = Field(10.0, gt=0, description="Consumer session timeout, seconds.")
     rebalance_timeout: float = Field(10.0, gt=0, description="Consumer rebalance timeout, seconds.")
     send_timeout: float = Field(
