@@ -44,7 +44,13 @@ class BatchedTopic(faust.Topic):
         return self._create_event(message.key, message.value, message.headers, message=message)
 
 
+# Batches an agent's stream may hold before the consumer stops fetching its partitions. Faust's
+# default (stream_buffer_maxsize, 4096) counts events, and here an event is a whole fetch: with a
+# backlog, a worker buffered hundreds of megabytes of records it had not folded yet.
+BUFFERED_BATCHES = 8
+
+
 def batched_topic(app: faust.App, name: str, **options: Any) -> BatchedTopic:
     """Declare `name` as a batched topic of `app` (an OptOutsApp: its consumer batches it)."""
     app.batched_topics.add(name)  # type: ignore[attr-defined]
-    return BatchedTopic(app, topics=[name], **options)
+    return BatchedTopic(app, topics=[name], maxsize=BUFFERED_BATCHES, **options)
