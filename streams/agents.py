@@ -30,7 +30,7 @@ from streams.metrics import Metrics
 from streams.sends import Sends
 from streams.settings import Settings
 from streams.table_writes import TableWrites
-from streams.tables import KnownKeys, Tables, partition_store, storable, stored
+from streams.tables import BatchReads, KnownKeys, Tables, partition_store, storable, stored
 from streams.topics import DEAD_LETTERS, MESSAGING_EVENTS, OPT_OUTS, PERSON_EVENTS, Topics
 
 log = logging.getLogger(__name__)
@@ -68,9 +68,9 @@ def register_agents(
     async def resolve_agent(stream: faust.StreamT[Fetched]) -> AsyncIterator[int]:
         async for batch in stream:
             started = time.perf_counter()
-            store = partition_store(tables.contacts, batch.partition)
+            stored_contacts = BatchReads(partition_store(tables.contacts, batch.partition))
             states: dict[bytes, Contacts] = {}
-            known = KnownKeys(states, store)  # phones stored or folded: no need to parse them again
+            known = KnownKeys(states, stored_contacts)  # phones stored or folded: not parsed again
             folded: Counter[str] = Counter()
             for record in batch.records:
                 try:
@@ -82,7 +82,10 @@ def register_agents(
                 if key != record.key:
                     await rekey(MESSAGING_EVENTS, record, key, encode(message))
                     continue
-                contacts = states[key] if key in states else Contacts.from_json(stored(store.get(key)))
+                if key in states:
+                    contacts = states[key]
+                else:
+                    contacts = Contacts.from_json(stored(stored_contacts.get(key)))
                 resolution = resolve(contacts, message, keywords)
                 states[key] = resolution.contacts
                 if resolution.contacts is contacts and message.event_id in contacts.applied:

@@ -71,19 +71,35 @@ def partition_store(table: faust.Table, partition: int) -> Rdict:
     return db
 
 
+class BatchReads:
+    """A partition's stored values as one batch reads them: each key from RocksDB at most once (the
+    decoder asks whether a phone is stored, and the fold then wants its value)."""
+
+    def __init__(self, store: Rdict) -> None:
+        self.store = store
+        self._read: dict[bytes, bytes | None] = {}
+
+    def get(self, key: bytes) -> bytes | None:
+        if key in self._read:
+            return self._read[key]
+        value: bytes | None = self.store.get(key)
+        self._read[key] = value
+        return value
+
+
 class KnownKeys:
     """The ids a batch may take as normalised, as text: those of the states it folded so far and
     those stored in its partition (every key was written from a decoded, normalised event)."""
 
-    def __init__(self, folded: Mapping[bytes, Any], store: Rdict) -> None:
+    def __init__(self, folded: Mapping[bytes, Any], stored: BatchReads) -> None:
         self.folded = folded
-        self.store = store
+        self.stored = stored
 
     def __contains__(self, value: object) -> bool:
         if not isinstance(value, str):
             return False
         key = value.encode()
-        return key in self.folded or self.store.get(key) is not None
+        return key in self.folded or self.stored.get(key) is not None
 
 
 # pydantic-core's JSON (already here for the events) reads and writes these values ~4x faster than
