@@ -25,6 +25,8 @@ FIGURES = {
     "replay_events_per_s",
     "read_p99_ms",
     "rss_mb",
+    "workers",
+    "standby_replicas",
     "cores",
     "broker",
 }
