@@ -17,7 +17,7 @@ import os
 import re
 import signal
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -151,7 +151,7 @@ def watch_generation(app: faust.App, settings: Settings, running: Generation, re
         # watcher that died then would never follow a later replay's switch.
         while not app.should_stop:
             try:
-                if await _follow(settings, running, restart):
+                if await _follow(settings, running, restart, lambda: bool(app.should_stop)):
                     return
             except asyncio.CancelledError:
                 if app.should_stop:
@@ -162,9 +162,15 @@ def watch_generation(app: faust.App, settings: Settings, running: Generation, re
             await asyncio.sleep(_RETRY_SECONDS)
 
 
-async def _follow(settings: Settings, running: Generation, restart: Restart) -> bool:
+async def _follow(
+    settings: Settings, running: Generation, restart: Restart, stopping: Callable[[], bool]
+) -> bool:
     """Read the control topic until it names another generation than `running`: then set `restart`,
-    stop the worker as SIGTERM does, and return True."""
+    stop the worker as SIGTERM does, and return True. Return False once `stopping()`.
+
+    The worker's stop cancels this task, but a cancellation can be lost on its way through the
+    Kafka client (seen here: a Ctrl-C just as the watcher started left it polling, and the worker
+    waiting for it, for good): the poll loop also asks whether the worker is stopping."""
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.brokers, enable_auto_commit=False)
     try:
         await consumer.start()
@@ -174,7 +180,7 @@ async def _follow(settings: Settings, running: Generation, restart: Restart) -> 
         # Only the last value up to the end counts: an older switch read first is history.
         (end,) = (await snapshot(settings.brokers, [CONTROL])).values()
         latest = running.number
-        while True:
+        while not stopping():
             batch = await consumer.getmany(partition, timeout_ms=_POLL_MS)
             for record in batch.get(partition, []):
                 switch = _switch_in(record.key, record.value, settings.app_id)
@@ -185,6 +191,7 @@ async def _follow(settings: Settings, running: Generation, restart: Restart) -> 
                 log.warning("switched from %s to %s: restarting into it", running, restart.into)
                 os.kill(os.getpid(), signal.SIGTERM)
                 return True
+        return False
     finally:
         with contextlib.suppress(Exception):
             await asyncio.shield(consumer.stop())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -41,6 +42,21 @@ def start_run(env: dict[str, str], log_path: Path) -> tuple[subprocess.Popen[byt
     raise AssertionError(f"run printed no banner in 90 s: see {log_path}")
 
 
+def interrupt(process: subprocess.Popen[bytes], *others: int) -> int | None:
+    """Ctrl-C `process` and return its exit status; if it has not exited within 30 s, kill it and the
+    `others` it started by PID (the test then fails on the None), so that nothing is left running."""
+    process.send_signal(signal.SIGINT)
+    try:
+        return process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        for pid in others:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        return None
+
+
 def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -55,9 +71,9 @@ def test_run_without_brokers_starts_an_embedded_broker_and_ctrl_c_stops_both(
     port = free_port()
     env = worker_env(None, tmp_path, unique("optouts-run"), port)
     process, banner = start_run(env, output_dir / "run-embedded.log")
+    brokers = re.search(r"Kafka brokers\s+(\S+)", banner).group(1)  # type: ignore[union-attr]
+    broker_pid = int(re.search(r"embedded Tansu, pid (\d+)", banner).group(1))  # type: ignore[union-attr]
     try:
-        brokers = re.search(r"Kafka brokers\s+(\S+)", banner).group(1)  # type: ignore[union-attr]
-        broker_pid = int(re.search(r"embedded Tansu, pid (\d+)", banner).group(1))  # type: ignore[union-attr]
         assert f"http://127.0.0.1:{port}/people/{{person_id}}/sms-opt-outs" in banner
         assert f"http://127.0.0.1:{port}/metrics" in banner
 
@@ -71,8 +87,7 @@ def test_run_without_brokers_starts_an_embedded_broker_and_ctrl_c_stops_both(
             lambda: http_json("GET", f"http://127.0.0.1:{port}/people/{person}/sms-opt-outs")[1]["opt_outs"]
         )
     finally:
-        process.send_signal(signal.SIGINT)
-        assert process.wait(30) == 0
+        assert interrupt(process, broker_pid) == 0
     eventually(lambda: not alive(broker_pid), timeout=10)
 
 
@@ -89,5 +104,4 @@ def test_run_with_brokers_configured_uses_them_and_starts_no_broker(
         ).stdout.split()
         assert children == []
     finally:
-        process.send_signal(signal.SIGINT)
-        assert process.wait(30) == 0
+        assert interrupt(process) == 0
