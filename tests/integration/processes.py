@@ -85,17 +85,23 @@ class ServiceProcess:
         process, self.process = self.process, None
         if process is None:
             return None
-        if process.poll() is None:
-            process.send_signal(sig)
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        return process.returncode
+        return stop_process(process, sig, timeout)
 
     def kill(self) -> None:
         self.stop(signal.SIGKILL)
+
+
+def stop_process(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+    """Send `sig` and wait up to `timeout` s; kill by PID what is still running then. Its exit status
+    (negative when it had to be killed)."""
+    if process.poll() is None:
+        process.send_signal(sig)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
 
 
 def new_worker(brokers: str, tmp: Path, app_id: str, log_path: Path, **extra: str) -> ServiceProcess:

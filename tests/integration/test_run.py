@@ -16,7 +16,7 @@ import pytest
 from streams.broker import free_port
 from tests.factories import received, sent, unique, unique_phone
 from tests.integration.kafka import publish
-from tests.integration.processes import ROOT, http_json, worker_env
+from tests.integration.processes import ROOT, http_json, stop_process, worker_env
 from tests.integration.test_pipeline import SENDER, eventually
 
 pytestmark = pytest.mark.integration
@@ -42,19 +42,15 @@ def start_run(env: dict[str, str], log_path: Path) -> tuple[subprocess.Popen[byt
     raise AssertionError(f"run printed no banner in 90 s: see {log_path}")
 
 
-def interrupt(process: subprocess.Popen[bytes], *others: int) -> int | None:
-    """Ctrl-C `process` and return its exit status; if it has not exited within 30 s, kill it and the
-    `others` it started by PID (the test then fails on the None), so that nothing is left running."""
-    process.send_signal(signal.SIGINT)
-    try:
-        return process.wait(30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+def interrupt(process: subprocess.Popen[bytes], *others: int) -> int:
+    """Ctrl-C `process` and return its exit status; if it had to be killed after 30 s, kill the
+    `others` it started by PID too, so that nothing is left running."""
+    status = stop_process(process, signal.SIGINT)
+    if status < 0:
         for pid in others:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-        return None
+    return status
 
 
 def alive(pid: int) -> bool:
