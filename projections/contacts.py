@@ -3,8 +3,15 @@ keyword or blocked send means for those persons.
 
 `resolve(contacts, event)` returns the phone's new contacts and the per-person events it emits.
 Keyword and blocked events are applied once per `event_id`; a repeat returns the contacts unchanged
-and emits the same person events again (stage 2 drops them by id), so an emit lost in a crash after
-the table was written is made good by the redelivery.
+and emits the same person events again, to the byte (stage 2 drops them by id), so an emit lost in
+a crash after the table was written is made good by the redelivery, whatever the redelivery carries
+(a webhook delivered twice is stamped with two receipt times).
+
+"Before" is the events' `occurred_at`, not their order in the log (DESIGN.md): a keyword applies to
+the persons whose first send from that sender occurred at or before it, and a send that reaches the
+fold after a standing opt-out keyword it occurred before records that opt-out then. For that the
+phone keeps each sender's latest keyword by time (`standing`), which is enough: an older keyword of
+the other kind than the standing one was undone by it, and changes nothing when it arrives late.
 
 A `message.blocked` without a person (a Twilio status callback that did not name one) is resolved
 from the recent message sids of the phone: the last `RECENT_SENDS` sends to it, by time.
@@ -17,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import singledispatch
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from projections.keywords import DEFAULT_KEYWORDS, Intent, Keywords, classify, keyword_text
 from schemas.events import (
@@ -37,6 +44,10 @@ _DERIVED_IDS = uuid.UUID("7c0f6a52-3c55-4a8e-9d4c-2f1b2d6c9e11")
 # phone in that time is far more than any sender does, and it bounds what a phone's entry holds.
 RECENT_SENDS = 32
 
+# The time of a send or keyword stored before times were kept: before everything, so such a
+# recipient still counts for every keyword, as it did.
+_LONG_AGO = ""
+
 
 class RecentSend(NamedTuple):
     """One send to this phone: its message sid, when, and to whom. Ordered by time, then sid.
@@ -49,26 +60,52 @@ class RecentSend(NamedTuple):
     person_id: str
 
 
+Cause = Literal["keyword", "opt_in_keyword", "send_blocked", ""]
+
+
+class Applied(NamedTuple):
+    """What a keyword or blocked event did: the persons it applied to, in emit order, and every field
+    of the person events it emitted, so that a redelivery emits exactly those again."""
+
+    persons: tuple[str, ...]
+    cause: Cause  # "": stored before the fields were kept (the redelivery's own are used)
+    occurred_at: str  # as RecentSend's
+    sender: str
+    keyword: str | None
+    messaging_service_sid: str | None
+
+
+class Standing(NamedTuple):
+    """A sender's latest opt-out or opt-in keyword from this phone, by time (then event id)."""
+
+    occurred_at: str
+    event_id: str
+    opt_out: bool
+
+
 @dataclass(frozen=True, slots=True)
 class Contacts:
     """What one phone has seen. Mappings are never changed in place: every change is a new object."""
 
-    # sender -> persons who received SMS from it at this phone
-    recipients: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # sender -> person -> when their first send from it to this phone occurred
+    recipients: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     # sender -> persons a send to this phone was blocked for (21610): a later opt-in clears them too
     blocked: Mapping[str, frozenset[str]] = field(default_factory=dict)
-    # keyword or blocked event id -> persons it was applied to, in emit order
-    applied: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # keyword or blocked event id -> what it did
+    applied: Mapping[str, Applied] = field(default_factory=dict)
     # the latest RECENT_SENDS sends to this phone, oldest first: the latest by time, not by arrival,
     # so a late redelivery of an old send changes nothing and a replay keeps the same ones
     recent_sends: tuple[RecentSend, ...] = ()
+    # sender -> its latest keyword from this phone
+    standing: Mapping[str, Standing] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "recipients": {sender: sorted(persons) for sender, persons in self.recipients.items()},
+            "recipients": {sender: dict(persons) for sender, persons in self.recipients.items()},
             "blocked": {sender: sorted(persons) for sender, persons in self.blocked.items()},
-            "applied": {event_id: list(persons) for event_id, persons in self.applied.items()},
+            "applied": {event_id: [list(a.persons), *a[1:]] for event_id, a in self.applied.items()},
             "recent_sends": [list(send) for send in self.recent_sends],
+            "standing": {sender: list(keyword) for sender, keyword in self.standing.items()},
         }
 
     @classmethod
@@ -76,16 +113,29 @@ class Contacts:
         if not data:
             return EMPTY_CONTACTS
         return cls(
-            recipients={s: frozenset(p) for s, p in data["recipients"].items()},
+            recipients={s: _first_sends(p) for s, p in data["recipients"].items()},
             blocked={s: frozenset(p) for s, p in data["blocked"].items()},
-            applied={e: tuple(p) for e, p in data["applied"].items()},
+            applied={e: _applied(a) for e, a in data["applied"].items()},
             # absent from contacts stored before sends were remembered
             recent_sends=tuple(map(RecentSend._make, data.get("recent_sends", ()))),
+            standing={s: Standing._make(k) for s, k in data.get("standing", {}).items()},
         )
 
     def person_sent(self, message_sid: str) -> str | None:
         """The person the remembered send `message_sid` went to, if it is one of the recent sends."""
         return next((s.person_id for s in self.recent_sends if s.message_sid == message_sid), None)
+
+
+def _first_sends(stored: Mapping[str, str] | list[str]) -> Mapping[str, str]:
+    # A list: persons stored before their first send's time was kept.
+    return dict.fromkeys(stored, _LONG_AGO) if isinstance(stored, list) else stored
+
+
+def _applied(stored: list[Any]) -> Applied:
+    if not stored or isinstance(stored[0], str):  # persons only: stored before the fields were kept
+        return Applied(tuple(stored), "", _LONG_AGO, "", None, None)
+    persons, *fields = stored
+    return Applied(tuple(persons), *fields)
 
 
 EMPTY_CONTACTS = Contacts()
@@ -105,9 +155,11 @@ def derived_event_id(source_event_id: str, person_id: str) -> str:
 
 def resolve(contacts: Contacts, event: MessagingEvent, keywords: Keywords = DEFAULT_KEYWORDS) -> Resolution:
     """Fold one messaging event of this phone into its contacts."""
-    if event.event_id in contacts.applied:
-        persons = contacts.applied[event.event_id]
-        return Resolution(contacts, _emit(event, persons, keywords))
+    applied = contacts.applied.get(event.event_id)
+    if applied is not None:
+        if not applied.cause:  # stored before the fields were kept: the redelivery's own
+            applied = _describe(event, applied.persons, keywords)
+        return Resolution(contacts, _emit(event.event_id, event.phone, applied))
     return _apply(event, contacts, keywords)
 
 
@@ -131,18 +183,34 @@ def _apply(event: Any, contacts: Contacts, keywords: Keywords) -> Resolution:
 
 @_apply.register
 def _sent(event: MessageSent, contacts: Contacts, keywords: Keywords) -> Resolution:
-    persons = contacts.recipients.get(event.sender, frozenset())
-    recent = _remember(contacts.recent_sends, event)
-    if event.person_id in persons and recent == contacts.recent_sends:
-        return Resolution(contacts)  # the same object: nothing to write
-    recipients = {**contacts.recipients, event.sender: persons | {event.person_id}}
+    person, sender = event.person_id, event.sender
+    sent_at = _sortable(event.occurred_at)
+    persons = contacts.recipients.get(sender, {})
+    first = persons.get(person)
+    recent = _remember(contacts.recent_sends, RecentSend(sent_at, event.message_sid, person))
+    if first is not None and first <= sent_at and recent == contacts.recent_sends:
+        return Resolution(contacts)  # the same object: nothing to write (nine events in ten)
+    recipients = contacts.recipients
+    if first is None or sent_at < first:
+        recipients = {**recipients, sender: {**persons, person: sent_at}}
     # Built, not `replace()`d: this is the rule nine events in ten take, and replace() costs more
     # than the rule itself.
-    return Resolution(Contacts(recipients, contacts.blocked, contacts.applied, recent))
+    changed = Contacts(recipients, contacts.blocked, contacts.applied, recent, contacts.standing)
+    standing = contacts.standing.get(sender)
+    if standing is None or not standing.opt_out or sent_at > standing.occurred_at:
+        return Resolution(changed)
+    # A send that occurred before the standing opt-out keyword but reached the fold after it: the
+    # keyword applies to this person now, as it would have had the send come first.
+    keyword = contacts.applied[standing.event_id]
+    if person in keyword.persons:
+        return Resolution(changed)
+    now_applied = keyword._replace(persons=(*keyword.persons, person))
+    applied = {**contacts.applied, standing.event_id: now_applied}
+    emitted = _emit(standing.event_id, event.phone, now_applied._replace(persons=(person,)))
+    return Resolution(replace(changed, applied=applied), emitted)
 
 
-def _remember(recent: tuple[RecentSend, ...], event: MessageSent) -> tuple[RecentSend, ...]:
-    send = RecentSend(_sortable(event.occurred_at), event.message_sid, event.person_id)
+def _remember(recent: tuple[RecentSend, ...], send: RecentSend) -> tuple[RecentSend, ...]:
     if not recent or send > recent[-1]:
         return (*recent, send)[-RECENT_SENDS:]  # the usual case: sends arrive in time order
     if send in recent:
@@ -159,20 +227,31 @@ def _sortable(moment: datetime) -> str:
 @_apply.register
 def _received(event: MessageReceived, contacts: Contacts, keywords: Keywords) -> Resolution:
     intent = classify(event.body, event.opt_out_type, keywords)
-    if intent is Intent.OPT_OUT:
-        # Only persons who received from this sender here: a STOP to a sender you never heard
-        # from changes nobody's list.
-        persons = contacts.recipients.get(event.sender, frozenset())
-    elif intent is Intent.OPT_IN:
-        # Every list where the sender stands for this phone, whatever put it there.
-        persons = contacts.recipients.get(event.sender, frozenset()) | contacts.blocked.get(
-            event.sender, frozenset()
-        )
-    else:
+    if intent is not Intent.OPT_OUT and intent is not Intent.OPT_IN:
         return Resolution(contacts)  # HELP and any other body change nothing, however often
-    applied_to = tuple(sorted(persons))
-    applied = {**contacts.applied, event.event_id: applied_to}
-    return Resolution(replace(contacts, applied=applied), _emit(event, applied_to, keywords))
+    opt_out = intent is Intent.OPT_OUT
+    sender, at = event.sender, _sortable(event.occurred_at)
+    this = Standing(at, event.event_id, opt_out)
+    standing = contacts.standing.get(sender)
+    later = standing is not None and standing > this
+    recipients = contacts.recipients.get(sender, {})
+    if later and standing is not None and standing.opt_out != opt_out:
+        # A keyword of the other kind came after this one: it undid this one before it arrived.
+        persons: Iterable[str] = ()
+    elif opt_out:
+        # Only persons who received from this sender here before: a STOP to a sender you never
+        # heard from changes nobody's list.
+        persons = (person for person, first in recipients.items() if first <= at)
+    else:
+        # Every list where the sender stands for this phone, whatever put it there.
+        persons = recipients.keys() | contacts.blocked.get(sender, frozenset())
+    described = _describe(event, tuple(sorted(persons)), keywords)
+    changed = replace(
+        contacts,
+        applied={**contacts.applied, event.event_id: described},
+        standing=contacts.standing if later else {**contacts.standing, sender: this},
+    )
+    return Resolution(changed, _emit(event.event_id, event.phone, described))
 
 
 @_apply.register
@@ -186,55 +265,52 @@ def _blocked(event: MessageBlocked, contacts: Contacts, keywords: Keywords) -> R
     # Blocked is not received: the person joins `blocked`, never `recipients`.
     persons = contacts.blocked.get(event.sender, frozenset())
     blocked = {**contacts.blocked, event.sender: persons | {person_id}}
-    applied = {**contacts.applied, event.event_id: (person_id,)}
+    described = _describe(event, (person_id,), keywords)
+    applied = {**contacts.applied, event.event_id: described}
     changed = replace(contacts, blocked=blocked, applied=applied)
-    return Resolution(changed, _emit(event, (person_id,), keywords))
+    return Resolution(changed, _emit(event.event_id, event.phone, described))
 
 
-def _emit(event: MessagingEvent, persons: tuple[str, ...], keywords: Keywords) -> tuple[PersonEvent, ...]:
-    if isinstance(event, MessageBlocked):
+def _describe(event: MessagingEvent, persons: tuple[str, ...], keywords: Keywords) -> Applied:
+    """What a keyword or blocked event does to `persons`: the fields of the events it emits."""
+    at = _sortable(event.occurred_at)
+    if isinstance(event, MessageReceived):
+        keyword = keyword_text(event.body)[:64] or None
+        intent = classify(event.body, event.opt_out_type, keywords)
+        cause: Cause = "keyword" if intent is Intent.OPT_OUT else "opt_in_keyword"
+        return Applied(persons, cause, at, event.sender, keyword, event.messaging_service_sid)
+    return Applied(persons, "send_blocked", at, event.sender, None, event.messaging_service_sid)
+
+
+def _emit(source_event_id: str, phone: str, applied: Applied) -> tuple[PersonEvent, ...]:
+    """The person events of `applied`, one per person: built from what was kept, never from a
+    redelivery, so that they are the same to the byte every time."""
+    occurred_at = datetime.fromisoformat(applied.occurred_at)
+    if applied.cause == "opt_in_keyword":
         return tuple(
-            OptOutRecorded(
-                event_id=derived_event_id(event.event_id, person_id),
-                occurred_at=event.occurred_at,
+            OptOutCleared(
+                event_id=derived_event_id(source_event_id, person_id),
+                occurred_at=occurred_at,
                 person_id=person_id,
-                sender=event.sender,
-                phone=event.phone,
-                cause="send_blocked",
-                source_event_id=event.event_id,
-                messaging_service_sid=event.messaging_service_sid,
+                sender=applied.sender,
+                phone=phone,
+                keyword=applied.keyword,
+                source_event_id=source_event_id,
+                messaging_service_sid=applied.messaging_service_sid,
             )
-            for person_id in persons
-        )
-    if not isinstance(event, MessageReceived):
-        return ()
-    intent = classify(event.body, event.opt_out_type, keywords)
-    keyword = keyword_text(event.body)[:64] or None
-    if intent is Intent.OPT_OUT:
-        return tuple(
-            OptOutRecorded(
-                event_id=derived_event_id(event.event_id, person_id),
-                occurred_at=event.occurred_at,
-                person_id=person_id,
-                sender=event.sender,
-                phone=event.phone,
-                cause="keyword",
-                keyword=keyword,
-                source_event_id=event.event_id,
-                messaging_service_sid=event.messaging_service_sid,
-            )
-            for person_id in persons
+            for person_id in applied.persons
         )
     return tuple(
-        OptOutCleared(
-            event_id=derived_event_id(event.event_id, person_id),
-            occurred_at=event.occurred_at,
+        OptOutRecorded(
+            event_id=derived_event_id(source_event_id, person_id),
+            occurred_at=occurred_at,
             person_id=person_id,
-            sender=event.sender,
-            phone=event.phone,
-            keyword=keyword,
-            source_event_id=event.event_id,
-            messaging_service_sid=event.messaging_service_sid,
+            sender=applied.sender,
+            phone=phone,
+            cause="keyword" if applied.cause == "keyword" else "send_blocked",
+            keyword=applied.keyword,
+            source_event_id=source_event_id,
+            messaging_service_sid=applied.messaging_service_sid,
         )
-        for person_id in persons
+        for person_id in applied.persons
     )

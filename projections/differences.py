@@ -4,9 +4,9 @@ stored, in words an operator can act on."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
-from projections.contacts import Contacts
+from projections.contacts import Applied, Contacts
 from schemas.events import OptOutEntry, OptOutList
 
 
@@ -58,15 +58,17 @@ def contacts_differences(expected: Contacts, found: Contacts) -> list[str]:
             f"remembers {len(found.recent_sends)} recent sends, the log {len(expected.recent_sends)}"
             " (or other ones)"
         )
+    if expected.standing != found.standing:
+        differences.append("remembers other latest keywords per sender than the log")
     return differences
 
 
 def _persons_differ(
-    what: str, expected: Mapping[str, frozenset[str]], found: Mapping[str, frozenset[str]]
+    what: str, expected: Mapping[str, Collection[str]], found: Mapping[str, Collection[str]]
 ) -> list[str]:
     differences = []
     for sender in sorted(expected.keys() | found.keys()):
-        want, have = expected.get(sender, frozenset()), found.get(sender, frozenset())
+        want, have = set(expected.get(sender, ())), set(found.get(sender, ()))
         if have - want:
             differences.append(f"{what} of {sender} include {_names(have - want)}, which the log does not")
         if want - have:
@@ -74,5 +76,7 @@ def _persons_differ(
     return differences
 
 
-def _names(persons: frozenset[str] | tuple[str, ...] | None) -> str:
+def _names(persons: Collection[str] | Applied | None) -> str:
+    if isinstance(persons, Applied):
+        persons = persons.persons
     return "nobody (not applied)" if persons is None else ", ".join(sorted(persons)) or "nobody"

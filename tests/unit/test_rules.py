@@ -197,7 +197,7 @@ def test_shared_phone_stop_counts_for_each_recipient_and_no_one_else() -> None:
 
 
 def test_shared_phone_a_later_recipient_is_not_listed_by_an_earlier_stop() -> None:
-    people = run(sent("s1", "ann"), received("r1", "STOP"), sent("s2", "bob"))
+    people = run(sent("s1", "ann"), received("r1", "STOP", minute=1), sent("s2", "bob", minute=2))
 
     assert listed(people, "ann") == {(SENDER, PHONE)}
     assert listed(people, "bob") == set()
@@ -362,7 +362,7 @@ STORIES_WITH_A_REDELIVERY = {
         {(SENDER, PHONE)},
     ),
     "stop-that-found-nobody-after-a-sent": (
-        [received("r1", "STOP"), sent("s1", "ann"), received("r1", "STOP")],
+        [received("r1", "STOP"), sent("s1", "ann", minute=1), received("r1", "STOP")],
         set(),
     ),
     "stop-after-override": (
@@ -459,3 +459,95 @@ def test_the_entry_keeps_the_messaging_service_of_a_blocked_send() -> None:
     people = run(blocked("b1", "ann", service="MG1"))
 
     assert people["ann"].entries[(SENDER, PHONE)].messaging_service_sid == "MG1"
+
+
+# ---- order in the log is not order in the world: "before" is occurred_at --------------------------
+
+
+def test_a_send_that_occurred_before_a_stop_but_arrives_after_it_lists_the_sender() -> None:
+    people = run(received("r1", "stop", minute=5), sent("s1", "ann", minute=1))
+
+    assert listed(people, "ann") == {(SENDER, PHONE)}
+    entry = people["ann"].entries[(SENDER, PHONE)]
+    assert (entry.cause, entry.keyword, entry.since) == ("keyword", "STOP", at(5))
+
+
+def test_a_late_send_records_the_same_event_the_stop_would_have_recorded_had_the_send_come_first() -> None:
+    in_order = run(sent("s1", "ann", minute=1), received("r1", "STOP", minute=5))
+    late = run(received("r1", "STOP", minute=5), sent("s1", "ann", minute=1))
+
+    assert late["ann"].history == in_order["ann"].history
+
+
+def test_a_send_that_occurred_after_the_stop_changes_nothing_whenever_it_arrives() -> None:
+    people = run(received("r1", "STOP", minute=5), sent("s1", "ann", minute=6))
+
+    assert listed(people, "ann") == set()
+
+
+def test_a_late_send_before_a_stop_that_a_start_undid_changes_nothing() -> None:
+    people = run(received("r1", "STOP", minute=5), received("r2", "START", minute=7), sent("s1", "ann", minute=1))
+
+    assert listed(people, "ann") == set()
+
+
+def test_a_late_send_records_the_latest_stop_only_once() -> None:
+    people = run(
+        received("r1", "STOP", minute=5),
+        sent("s1", "ann", minute=1),
+        sent("s2", "ann", minute=2),
+        sent("s1", "ann", minute=1),
+    )
+
+    assert history(people, "ann") == ["opt_out.recorded"]
+
+
+def test_a_late_send_does_not_bring_back_an_entry_an_operator_removed() -> None:
+    people = run(
+        received("r1", "STOP", minute=5),
+        sent("s1", "ann", minute=1),
+        overridden("o1", "ann", minute=6),
+        sent("s2", "ann", minute=2),
+    )
+
+    assert listed(people, "ann") == set()
+
+
+def test_a_late_stop_older_than_a_standing_start_changes_nothing() -> None:
+    people = run(sent("s1", "ann"), received("r2", "START", minute=7), received("r1", "STOP", minute=5))
+
+    assert listed(people, "ann") == set()
+
+
+def test_a_late_start_older_than_a_standing_stop_changes_nothing() -> None:
+    people = run(sent("s1", "ann"), received("r1", "STOP", minute=5), received("r2", "START", minute=3))
+
+    assert listed(people, "ann") == {(SENDER, PHONE)}
+
+
+def test_a_stop_counts_only_for_persons_first_texted_at_or_before_it() -> None:
+    # bob's send was folded first, but it occurred after the STOP: Twilio would have blocked it.
+    people = run(sent("s2", "bob", minute=9), sent("s1", "ann", minute=1), received("r1", "STOP", minute=5))
+
+    assert listed(people, "ann") == {(SENDER, PHONE)}
+    assert listed(people, "bob") == set()
+
+
+def test_a_send_and_a_stop_at_the_same_moment_count_as_send_then_stop_in_either_order() -> None:
+    assert listed(run(received("r1", "STOP", minute=1), sent("s1", "ann", minute=1)), "ann") == {
+        (SENDER, PHONE)
+    }
+    assert listed(run(sent("s1", "ann", minute=1), received("r1", "STOP", minute=1)), "ann") == {
+        (SENDER, PHONE)
+    }
+
+
+def test_a_redelivered_webhook_stamped_later_re_emits_the_first_events_to_the_byte() -> None:
+    contacts = resolve(EMPTY_CONTACTS, sent("s1", "ann")).contacts
+    first = resolve(contacts, received("r1", "STOP", minute=1))
+
+    # Twilio delivered the same MessageSid again: the webhook stamps its own receipt time.
+    again = resolve(first.contacts, received("r1", "stop ", minute=30, service="MG1"))
+
+    assert [e.model_dump_json() for e in again.emitted] == [e.model_dump_json() for e in first.emitted]
+    assert again.contacts is first.contacts
