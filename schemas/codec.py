@@ -1,15 +1,20 @@
-"""Bytes to events and back: the one place where `ValidationError` becomes our `DecodeError`."""
+"""Bytes to events and back: the one place where a value becomes an event or our `DecodeError`.
+
+Every failure to read a value (a `ValidationError`, a null value, anything a validator or a conversion
+raises) leaves here as `DecodeError`: the agents keep such a value aside and go on with the next, so
+one bad record can never take the records fetched with it down too."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Container
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from schemas.errors import DecodeError, UnknownSchemaVersion
-from schemas.events import AnyPersonEvent, MessagingEvent, OptOutList
+from schemas.events import AnyPersonEvent, Event, MessagingEvent, OptOutList
 from schemas.upcasting import latest_version, upcast
 
 _MESSAGING: TypeAdapter[MessagingEvent] = TypeAdapter(MessagingEvent)
@@ -17,12 +22,17 @@ _PERSON: TypeAdapter[AnyPersonEvent] = TypeAdapter(AnyPersonEvent)
 _OPT_OUT_LIST: TypeAdapter[OptOutList] = TypeAdapter(OptOutList)
 
 MAX_EVENT_BYTES = 64 * 1024
+# How far an event's `occurred_at` may be ahead of the time its record was logged (the Kafka
+# timestamp): clocks of upstream hosts drift by seconds, never by minutes. Further ahead it is a
+# mistake (a date typed by hand, a wrong time zone), and folded it would date an entry in the future.
+MAX_AHEAD = timedelta(minutes=5)
 
 T = TypeVar("T")
+E = TypeVar("E", bound=Event)
 
 
 def decode_messaging_event(
-    data: bytes | str, *, region: str, known_phones: Container[str] | None = None
+    data: bytes | str | None, *, region: str, known_phones: Container[str] | None = None
 ) -> MessagingEvent:
     """Decode a value of `sms-messaging-events`; national numbers are read in `region`.
 
@@ -35,14 +45,27 @@ def decode_messaging_event(
     return _decode(_MESSAGING, data, context)
 
 
-def decode_person_event(data: bytes | str) -> AnyPersonEvent:
+def decode_person_event(data: bytes | str | None) -> AnyPersonEvent:
     """Decode a value of `sms-person-events` (numbers there are already E.164)."""
     return _decode(_PERSON, data, None)
 
 
-def decode_opt_out_list(data: bytes | str) -> OptOutList:
+def decode_opt_out_list(data: bytes | str | None) -> OptOutList:
     """Decode a value of `sms-opt-outs`."""
     return _decode(_OPT_OUT_LIST, data, None)
+
+
+def not_ahead(event: E, logged_at: datetime | None, max_ahead: timedelta = MAX_AHEAD) -> E:
+    """`event`, unless its `occurred_at` is more than `max_ahead` after `logged_at` (its record's
+    timestamp; None: not known, nothing to check): then a `DecodeError` saying so."""
+    if logged_at is not None and event.occurred_at > logged_at + max_ahead:
+        raise DecodeError(
+            f"{event.type}: field 'occurred_at' = {event.occurred_at.isoformat()!r} is more than"
+            f" {max_ahead} ahead of the time its record was logged ({logged_at.isoformat()})",
+            event_type=event.type,
+            field="occurred_at",
+        )
+    return event
 
 
 def encode(model: BaseModel) -> bytes:
@@ -50,10 +73,25 @@ def encode(model: BaseModel) -> bytes:
     return model.model_dump_json().encode()
 
 
-def _decode(adapter: TypeAdapter[T], data: bytes | str, context: dict[str, Any] | None) -> T:
-    size = len(data) if isinstance(data, bytes) else len(data.encode())
+def _decode(adapter: TypeAdapter[T], data: bytes | str | None, context: dict[str, Any] | None) -> T:
+    if data is None:
+        raise DecodeError("no value (null): a tombstone is not an event")
+    if not isinstance(data, bytes | str):
+        raise DecodeError(f"a value of type {type(data).__name__}, not bytes")
+    size = len(data) if isinstance(data, bytes) else len(data.encode(errors="surrogatepass"))
     if size > MAX_EVENT_BYTES:
         raise DecodeError(f"value of {size} bytes is over the {MAX_EVENT_BYTES}-byte limit")
+    try:
+        return _validate(adapter, data, context)
+    except DecodeError:
+        raise
+    except Exception as exc:  # whatever a validator or a conversion raised: still this value's fault
+        raise DecodeError(
+            f"cannot be read: {type(exc).__name__}: {_shorten(str(exc))}", event_type=_event_type(data)
+        ) from exc
+
+
+def _validate(adapter: TypeAdapter[T], data: bytes | str, context: dict[str, Any] | None) -> T:
     try:
         return adapter.validate_json(data, context=context)
     except ValidationError as exc:
@@ -110,7 +148,7 @@ def _decode_error(exc: ValidationError, data: bytes | str) -> DecodeError:
 def _event_type(data: bytes | str) -> str | None:
     try:
         value = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     kind = value.get("type") if isinstance(value, dict) else None
     return kind if isinstance(kind, str) else None

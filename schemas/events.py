@@ -46,7 +46,10 @@ def _sender(value: str, info: ValidationInfo) -> str:
 
 
 def _utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is a year before year 1 in UTC
+        raise ValueError("is out of range once converted to UTC") from None
 
 
 Phone = Annotated[str, StringConstraints(max_length=64), AfterValidator(_phone)]

@@ -16,6 +16,7 @@ from schemas.codec import (
     decode_opt_out_list,
     decode_person_event,
     encode,
+    not_ahead,
 )
 from schemas.errors import DecodeError, OptOutsError
 from schemas.events import (
@@ -562,3 +563,60 @@ def test_an_encoded_opt_out_list_carries_the_contract_fields() -> None:
         "keyword",
         "messaging_service_sid",
     }
+
+
+# ---- nothing a record holds escapes as anything but DecodeError -------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,
+        b"[]",
+        b"null",
+        b'"STOP"',
+        b'{"type": 7}',
+        b'[{"type": "message.sent", "schema_version": 9}]',
+        json.dumps({**SENT, "occurred_at": "0001-01-01T00:00:00+01:00"}).encode(),
+        json.dumps({**SENT, "occurred_at": "9999-12-31T23:59:59-05:00"}).encode(),
+        json.dumps({**SENT, "schema_version": "1"}).encode(),
+        json.dumps({**RECEIVED, "schema_version": None}).encode(),
+        b"\xff\xfe\x00",
+        b"[" * 100_000,
+    ],
+    ids=lambda value: repr(value)[:40],
+)
+@pytest.mark.parametrize(
+    "decode",
+    [lambda data: decode_messaging_event(data, region="US"), decode_person_event, decode_opt_out_list],
+    ids=["messaging", "person", "list"],
+)
+def test_any_bad_value_is_a_decode_error_never_another_exception(value: bytes | None, decode: Any) -> None:
+    with pytest.raises(DecodeError):
+        decode(value)
+
+
+@pytest.mark.parametrize("moment", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-05:00"])
+def test_a_time_out_of_range_in_utc_names_the_field(moment: str) -> None:
+    with pytest.raises(DecodeError, match="'occurred_at'.*out of range") as raised:
+        decode_messaging_event(json.dumps({**SENT, "occurred_at": moment}), region="US")
+
+    assert raised.value.field == "occurred_at"
+
+
+def test_an_event_dated_further_ahead_of_its_record_than_allowed_is_refused() -> None:
+    event = decode_messaging_event(json.dumps(RECEIVED), region="US")
+    logged = event.occurred_at - timedelta(minutes=6)
+
+    with pytest.raises(DecodeError, match="ahead of the time its record was logged") as raised:
+        not_ahead(event, logged, timedelta(minutes=5))
+
+    assert (raised.value.event_type, raised.value.field) == ("message.received", "occurred_at")
+
+
+def test_an_event_within_the_allowed_skew_or_in_the_past_is_kept() -> None:
+    event = decode_messaging_event(json.dumps(RECEIVED), region="US")
+
+    assert not_ahead(event, event.occurred_at - timedelta(minutes=4), timedelta(minutes=5)) is event
+    assert not_ahead(event, event.occurred_at + timedelta(days=400), timedelta(minutes=5)) is event
+    assert not_ahead(event, None) is event
