@@ -598,7 +598,7 @@ def test_any_bad_value_is_a_decode_error_never_another_exception(value: bytes | 
 
 @pytest.mark.parametrize("moment", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-05:00"])
 def test_a_time_out_of_range_in_utc_names_the_field(moment: str) -> None:
-    with pytest.raises(DecodeError, match="'occurred_at'.*out of range") as raised:
+    with pytest.raises(DecodeError, match=r"'occurred_at'.*out of range") as raised:
         decode_messaging_event(json.dumps({**SENT, "occurred_at": moment}), region="US")
 
     assert raised.value.field == "occurred_at"

@@ -265,7 +265,10 @@ def test_contacts_round_trip_through_json() -> None:
 
     assert Contacts.from_json(stored) == contacts
     assert stored["applied"]["r1"][0] == ["ann", "bob"]
-    assert stored["recipients"][SENDER] == {"bob": "2025-03-01T09:00:00.000000Z", "ann": "2025-03-01T09:00:00.000000Z"}
+    assert stored["recipients"][SENDER] == {
+        "bob": "2025-03-01T09:00:00.000000Z",
+        "ann": "2025-03-01T09:00:00.000000Z",
+    }
 
 
 @pytest.mark.parametrize("stored", [None, {}])

@@ -486,7 +486,9 @@ def test_a_send_that_occurred_after_the_stop_changes_nothing_whenever_it_arrives
 
 
 def test_a_late_send_before_a_stop_that_a_start_undid_changes_nothing() -> None:
-    people = run(received("r1", "STOP", minute=5), received("r2", "START", minute=7), sent("s1", "ann", minute=1))
+    people = run(
+        received("r1", "STOP", minute=5), received("r2", "START", minute=7), sent("s1", "ann", minute=1)
+    )
 
     assert listed(people, "ann") == set()
 
