@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from schemas.errors import DecodeError, UnknownSchemaVersion
+from schemas.errors import DecodeError, FoldError, UnknownSchemaVersion
 from schemas.events import Timestamp
 
 Encoding = Literal["utf-8", "base64"]
@@ -43,8 +43,9 @@ class DeadLetter(BaseModel):
     value_bytes: int | None = None  # the size of the whole value (null: no value)
     value_truncated: bool = False
     key_truncated: bool = False
-    # unknown_schema_version: a newer producer's event, to fold once the service reads that version
-    kind: Literal["undecodable", "unknown_schema_version"]
+    # unknown_schema_version: a newer producer's event, to fold once the service reads that version;
+    # unfoldable: an event the fold raised on (a defect), to publish again once the fold is fixed
+    kind: Literal["undecodable", "unknown_schema_version", "unfoldable"]
     reason: str
     event_type: str | None = None
     field: str | None = None
@@ -54,7 +55,7 @@ class DeadLetter(BaseModel):
     @classmethod
     def of(
         cls,
-        error: DecodeError,
+        error: DecodeError | FoldError,
         *,
         topic: str,
         partition: int,
@@ -77,7 +78,7 @@ class DeadLetter(BaseModel):
             value_bytes=len(value) if value is not None else None,
             value_truncated=value is not None and len(value) > MAX_KEPT_VALUE_BYTES,
             key_truncated=key is not None and len(key) > MAX_KEPT_KEY_BYTES,
-            kind="unknown_schema_version" if isinstance(error, UnknownSchemaVersion) else "undecodable",
+            kind=_kind(error),
             reason=str(error),
             event_type=error.event_type,
             field=error.field,
@@ -91,6 +92,12 @@ class DeadLetter(BaseModel):
 
     def original_key(self) -> bytes | None:
         return _as_bytes(self.key, self.key_encoding)
+
+
+def _kind(error: DecodeError | FoldError) -> Literal["undecodable", "unknown_schema_version", "unfoldable"]:
+    if isinstance(error, FoldError):
+        return "unfoldable"
+    return "unknown_schema_version" if isinstance(error, UnknownSchemaVersion) else "undecodable"
 
 
 def _start(data: bytes | None, limit: int) -> bytes | None:

@@ -25,6 +25,16 @@ class DecodeError(OptOutsError):
         self.field = field
 
 
+class FoldError(OptOutsError):
+    """A decoded event whose fold raised: a defect of the fold, not of the event. It is kept aside
+    like a value that cannot be decoded, to be published again once the fold is fixed."""
+
+    def __init__(self, event_type: str, exc: Exception) -> None:
+        super().__init__(f"{event_type}: could not be folded: {type(exc).__name__}: {str(exc)[:200]}")
+        self.event_type: str | None = event_type
+        self.field: str | None = None
+
+
 class UnknownSchemaVersion(DecodeError):
     """An event of a `schema_version` newer than this service reads: written by a newer producer.
     It is not folded (guessing its meaning could change a list wrongly) but kept aside."""

@@ -7,6 +7,10 @@ per-event round trip; streams.sends).
 Faust commits a batch's offsets only after it was processed and the producer flushed, so delivery is
 at-least-once, made exact by the idempotent folds: a redelivered event id changes nothing and
 re-sends what it emitted before.
+
+No record can take its neighbours down: one that cannot be read, is dated too far ahead, or whose
+fold raises is kept aside in sms-dead-letters and the batch goes on; a batch that fails for any
+other reason is folded again (`until_folded`), never committed unfolded.
 """
 
 from __future__ import annotations
@@ -15,15 +19,18 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 import faust
 
 from projections.contacts import Contacts, resolve
 from projections.opt_outs import PersonOptOuts, project
-from schemas.codec import decode_messaging_event, decode_person_event, encode
-from schemas.errors import DecodeError
+from schemas.codec import encode
+from schemas.errors import DecodeError, FoldError
+from streams.admission import messaging_event
+from streams.admission import person_event as person_event_of
 from streams.batches import Fetched
 from streams.dead_letters import dead_letter
 from streams.metrics import Metrics
@@ -41,6 +48,7 @@ def register_agents(
 ) -> None:
     keywords = settings.keywords
     region = settings.default_region
+    max_ahead = timedelta(seconds=settings.max_ahead)
     sends = Sends(app)
     contacts_writes = TableWrites(sends, tables.contacts)
     opt_outs_writes = TableWrites(sends, tables.opt_outs)
@@ -51,7 +59,7 @@ def register_agents(
         metrics.rekeyed.labels(record.topic).inc()
         return sends.send(topic, key, value)
 
-    def skip(record: Any, exc: DecodeError) -> Awaitable[Any]:
+    def skip(record: Any, exc: DecodeError | FoldError) -> Awaitable[Any]:
         # The one policy for bad input: log where it is and why, count it, keep it aside in
         # sms-dead-letters (sent like the batch's other sends: its offset is committed only once
         # the dead letter is acknowledged), go on with the next.
@@ -62,95 +70,149 @@ def register_agents(
         # no key or value can make the dead letter itself too large to send.
         return sends.send(DEAD_LETTERS, letter.original_key(), encode(letter))
 
+    async def resolve_batch(batch: Fetched) -> None:
+        stored_contacts = BatchReads(partition_store(tables.contacts, batch.partition))
+        states: dict[bytes, Contacts] = {}
+        known = KnownKeys(states, stored_contacts)  # phones stored or folded: not parsed again
+        folded: Counter[str] = Counter()
+        for record in batch.records:
+            try:
+                message = messaging_event(record, region=region, max_ahead=max_ahead, known_phones=known)
+            except DecodeError as exc:
+                await skip(record, exc)
+                continue
+            key = message.phone.encode()
+            if key != record.key:
+                await rekey(MESSAGING_EVENTS, record, key, encode(message))
+                continue
+            contacts = states[key] if key in states else Contacts.from_json(stored(stored_contacts.get(key)))
+            try:
+                resolution = resolve(contacts, message, keywords)
+            except Exception as exc:  # a defect of the fold: this event aside, not the batch
+                await skip(record, FoldError(message.type, exc))
+                continue
+            states[key] = resolution.contacts
+            if resolution.contacts is contacts and message.event_id in contacts.applied:
+                folded[DUPLICATE] += 1
+            for emitted in resolution.emitted:
+                await sends.send(PERSON_EVENTS, emitted.person_id.encode(), encode(emitted))
+            folded[message.type] += 1
+        # Every key the batch touched is written, changed or not. The local store is written
+        # when the batch is done, its changelog record only once the producer is acked: after a
+        # crash in between, the redelivered events change nothing locally, and writing only
+        # changes would leave the changelog (what a takeover restores) without them.
+        for key, contacts in states.items():
+            await contacts_writes.put(key, storable(contacts.to_json()), batch.partition)
+        await contacts_writes.done()
+        count_folded(metrics, "resolve", folded)
+
+    async def project_batch(batch: Fetched) -> None:
+        store = partition_store(tables.opt_outs, batch.partition)
+        folded: Counter[str] = Counter()
+        loaded: dict[bytes, PersonOptOuts] = {}  # as stored before this batch
+        states: dict[bytes, PersonOptOuts] = {}
+        republish: set[bytes] = set()
+        for record in batch.records:
+            try:
+                person_event = person_event_of(record, max_ahead=max_ahead)
+            except DecodeError as exc:
+                await skip(record, exc)
+                continue
+            key = person_event.person_id.encode()
+            if key != record.key:
+                await rekey(PERSON_EVENTS, record, key, encode(person_event))
+                continue
+            if key not in states:
+                state = stored(store.get(key))
+                loaded[key] = states[key] = PersonOptOuts.from_json(person_event.person_id, state)
+            before_event = states[key]
+            try:
+                projected = project(before_event, person_event)
+            except Exception as exc:  # a defect of the fold: this event aside, not the batch
+                await skip(record, FoldError(person_event.type, exc))
+                continue
+            states[key] = projected
+            if projected is before_event:
+                folded[DUPLICATE] += 1
+                # A duplicate re-sends the current list: the send after a crash may be the one lost.
+                republish.add(key)
+            folded[person_event.type] += 1
+        for key, state in states.items():
+            before = loaded[key]
+            # A redelivery rewrites what is stored, as it re-sends the list: the changelog may
+            # be the write a crash lost (the local store is written first).
+            if state is not before or key in republish:
+                await opt_outs_writes.put(key, storable(state.to_json()), batch.partition)
+            # The whole list, not only its entries: an opt-out recorded and cleared within
+            # one batch leaves the entries as they were but changes the list's history.
+            if key in republish or state.as_list() != before.as_list():
+                await sends.send(OPT_OUTS, key, encode(state.as_list()))
+                metrics.list_size.observe(len(state.entries))
+        await opt_outs_writes.done()
+        count_folded(metrics, "project", folded)
+
     # Each event is one partition's fetched records (streams.batches); what a batch writes goes
     # out through `sends` (streams.sends), each table key in the batch's partition.
     @app.agent(topics.messaging_events, name="resolve")
     async def resolve_agent(stream: faust.StreamT[Fetched]) -> AsyncIterator[int]:
         async for batch in stream:
-            started = time.perf_counter()
-            stored_contacts = BatchReads(partition_store(tables.contacts, batch.partition))
-            states: dict[bytes, Contacts] = {}
-            known = KnownKeys(states, stored_contacts)  # phones stored or folded: not parsed again
-            folded: Counter[str] = Counter()
-            for record in batch.records:
-                try:
-                    message = decode_messaging_event(record.value, region=region, known_phones=known)
-                except DecodeError as exc:
-                    await skip(record, exc)
-                    continue
-                key = message.phone.encode()
-                if key != record.key:
-                    await rekey(MESSAGING_EVENTS, record, key, encode(message))
-                    continue
-                if key in states:
-                    contacts = states[key]
-                else:
-                    contacts = Contacts.from_json(stored(stored_contacts.get(key)))
-                resolution = resolve(contacts, message, keywords)
-                states[key] = resolution.contacts
-                if resolution.contacts is contacts and message.event_id in contacts.applied:
-                    folded[DUPLICATE] += 1
-                for emitted in resolution.emitted:
-                    await sends.send(PERSON_EVENTS, emitted.person_id.encode(), encode(emitted))
-                folded[message.type] += 1
-            # Every key the batch touched is written, changed or not. The local store is written
-            # when the batch is done, its changelog record only once the producer is acked: after a
-            # crash in between, the redelivered events change nothing locally, and writing only
-            # changes would leave the changelog (what a takeover restores) without them.
-            for key, contacts in states.items():
-                await contacts_writes.put(key, storable(contacts.to_json()), batch.partition)
-            await contacts_writes.done()
-            observe(metrics, "resolve", batch, folded, started)
+            await until_folded(resolve_batch, batch, "resolve", contacts_writes, metrics)
             yield len(batch)
             await take_turns()
 
     @app.agent(topics.person_events, name="project")
     async def project_agent(stream: faust.StreamT[Fetched]) -> AsyncIterator[int]:
         async for batch in stream:
-            started = time.perf_counter()
-            store = partition_store(tables.opt_outs, batch.partition)
-            folded: Counter[str] = Counter()
-            loaded: dict[bytes, PersonOptOuts] = {}  # as stored before this batch
-            states: dict[bytes, PersonOptOuts] = {}
-            republish: set[bytes] = set()
-            for record in batch.records:
-                try:
-                    person_event = decode_person_event(record.value)
-                except DecodeError as exc:
-                    await skip(record, exc)
-                    continue
-                key = person_event.person_id.encode()
-                if key != record.key:
-                    await rekey(PERSON_EVENTS, record, key, encode(person_event))
-                    continue
-                if key not in states:
-                    state = stored(store.get(key))
-                    loaded[key] = states[key] = PersonOptOuts.from_json(person_event.person_id, state)
-                before_event = states[key]
-                states[key] = projected = project(before_event, person_event)
-                if projected is before_event:
-                    folded[DUPLICATE] += 1
-                    # A duplicate re-sends the current list: the send after a crash may be the one lost.
-                    republish.add(key)
-                folded[person_event.type] += 1
-            for key, state in states.items():
-                before = loaded[key]
-                # A redelivery rewrites what is stored, as it re-sends the list: the changelog may
-                # be the write a crash lost (the local store is written first).
-                if state is not before or key in republish:
-                    await opt_outs_writes.put(key, storable(state.to_json()), batch.partition)
-                # The whole list, not only its entries: an opt-out recorded and cleared within
-                # one batch leaves the entries as they were but changes the list's history.
-                if key in republish or state.as_list() != before.as_list():
-                    await sends.send(OPT_OUTS, key, encode(state.as_list()))
-                    metrics.list_size.observe(len(state.entries))
-            await opt_outs_writes.done()
-            observe(metrics, "project", batch, folded, started)
+            await until_folded(project_batch, batch, "project", opt_outs_writes, metrics)
             yield len(batch)
             await take_turns()
 
     count_fold_errors(resolve_agent, "resolve", metrics)
     count_fold_errors(project_agent, "project", metrics)
+
+
+# Seconds before a batch that failed is folded again: doubled after each failure, up to the most.
+RETRY_FIRST, RETRY_MOST = 0.5, 30.0
+
+
+async def until_folded(
+    fold: Callable[[Fetched], Awaitable[None]],
+    batch: Fetched,
+    stage: str,
+    writes: TableWrites,
+    metrics: Metrics,
+    delay: float = RETRY_FIRST,
+) -> None:
+    """`fold(batch)`, again and again until it goes through: a batch is never skipped.
+
+    An exception that escapes the per-record handling (a write or a send that failed) would crash
+    the agent, and Faust acks the event an agent crashes on: its whole batch would be committed
+    unfolded. Folding the batch again is safe (the folds are idempotent: what went out before the
+    failure goes out again, the same), and while it fails the partition lags, which /ready and the
+    lag alert show."""
+    while True:
+        started = time.perf_counter()
+        try:
+            await fold(batch)
+        except Exception:
+            metrics.fold_errors.labels(stage).inc()
+            writes.discard()
+            first, last = batch.records[0].offset, batch.records[-1].offset
+            log.exception(
+                "%s: folding %s[%s]@%s-%s failed; folding it again in %.1f s",
+                stage,
+                batch.topic,
+                batch.partition,
+                first,
+                last,
+                delay,
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MOST)
+            continue
+        metrics.fold_seconds.labels(stage).observe(time.perf_counter() - started)
+        metrics.batch_events.labels(stage).observe(len(batch))
+        return
 
 
 def count_fold_errors(agent: Any, stage: str, metrics: Metrics) -> None:
@@ -178,11 +240,9 @@ async def take_turns() -> None:
 DUPLICATE = "duplicate"  # not an event type: the events folded as duplicates
 
 
-def observe(metrics: Metrics, stage: str, batch: Fetched, folded: Counter[str], started: float) -> None:
+def count_folded(metrics: Metrics, stage: str, folded: Counter[str]) -> None:
     for kind, count in folded.items():
         if kind == DUPLICATE:
             metrics.duplicates.labels(stage).inc(count)
         else:
             metrics.events_folded.labels(stage, kind).inc(count)
-    metrics.fold_seconds.labels(stage).observe(time.perf_counter() - started)
-    metrics.batch_events.labels(stage).observe(len(batch))

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from schemas.dead_letters import DeadLetter
-from schemas.errors import DecodeError
+from schemas.errors import DecodeError, FoldError
 
 
 class Record(Protocol):
@@ -19,7 +19,7 @@ class Record(Protocol):
     value: bytes | None
 
 
-def dead_letter(record: Record, error: DecodeError, app_id: str) -> DeadLetter:
+def dead_letter(record: Record, error: DecodeError | FoldError, app_id: str) -> DeadLetter:
     """The dead letter of `record` (key and value byte for byte), refused with `error` by the
     workers of `app_id`."""
     return DeadLetter.of(

@@ -67,6 +67,12 @@ class Settings(BaseSettings):
         ge=1024,
         description="Bytes a worker fetches at most per partition at once: the largest batch an agent folds.",
     )
+    max_ahead: float = Field(
+        300.0,
+        gt=0,
+        description="Seconds an event's occurred_at may be ahead of its record's Kafka timestamp; further"
+        " ahead it is kept aside in sms-dead-letters, not folded (a date in the future is a mistake).",
+    )
     ready_max_lag: int = Field(
         10_000,
         ge=0,

@@ -63,6 +63,12 @@ class TableWrites:
             future.add_done_callback(lambda done, tp=tp, size=size: self._persist(tp, size, done))
         self._last.clear()
 
+    def discard(self) -> None:
+        """Forget what a failed batch put and did not write or ship: it is folded again from the start.
+        (What was shipped stays shipped: the batch folded again writes the same values.)"""
+        self._stores.clear()
+        self._changelogs.clear()
+
     async def _ship(self, partition: int) -> None:
         changelog = self._changelogs.pop(partition)
         future = await self.sends.send_batch(changelog, self._changelog_topic(), partition)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -54,14 +55,16 @@ def put(agent: Any, key: str, value: dict[str, Any] | bytes) -> Awaitable[Any]:
     return put_batch(agent, [(key, value)])
 
 
-def put_batch(agent: Any, records: list[tuple[str, dict[str, Any] | bytes]]) -> Awaitable[Any]:
+def put_batch(agent: Any, records: list[tuple[str, dict[str, Any] | bytes | None]]) -> Awaitable[Any]:
     """Hand the agent (key, value) records as one fetched batch of one partition, as the worker's
     consumer does (streams.batches), and wait until it has handled them all."""
     topic = {"resolve": MESSAGING_EVENTS, "project": PERSON_EVENTS}[agent.name]
     batch = []
+    now = int(time.time() * 1000)  # logged now, as a producer's CreateTime
     for offset, (key, value) in enumerate(records):
         raw = json.dumps(value).encode() if isinstance(value, dict) else value
-        batch.append(ConsumerRecord(topic, 0, offset, 0, 0, key.encode(), raw, None, len(key), len(raw), ()))
+        size = len(raw) if raw is not None else -1
+        batch.append(ConsumerRecord(topic, 0, offset, now, 0, key.encode(), raw, None, len(key), size, ()))
     return agent.put(Fetched(topic, 0, batch), partition=0)
 
 
@@ -73,14 +76,15 @@ def test_resolve_stores_the_recipient_and_emits_the_opt_out_for_the_person(
     kafka_brokers: str, tmp_path: Path
 ) -> None:
     person, phone = unique("person"), unique_phone()
+    send = sent(person, phone, SENDER)
     stop = received(phone, SENDER, "STOP")
 
     async def scenario(service: Service, agent: Any) -> None:
-        await put(agent, phone, sent(person, phone, SENDER))
+        await put(agent, phone, send)
         await put(agent, phone, stop)
         contacts = stored(service.tables.contacts.get(phone.encode()))
-        assert contacts["recipients"] == {SENDER: [person]}
-        assert contacts["applied"] == {stop["event_id"]: [person]}
+        assert list(contacts["recipients"][SENDER]) == [person]
+        assert {e: a[0] for e, a in contacts["applied"].items()} == {stop["event_id"]: [person]}
 
     run_agent(kafka_brokers, tmp_path, "resolve", scenario)
     emitted = latest_values(kafka_brokers, PERSON_EVENTS, {person})[person]
@@ -100,7 +104,7 @@ def test_resolve_skips_and_counts_what_it_cannot_decode_then_goes_on(
         await put(agent, phone, b"\xff not json")
         await put(agent, phone, {"type": "message.exploded", "event_id": "x"})
         await put(agent, phone, sent(person, phone, SENDER))
-        assert stored(service.tables.contacts.get(phone.encode()))["recipients"] == {SENDER: [person]}
+        assert list(stored(service.tables.contacts.get(phone.encode()))["recipients"][SENDER]) == [person]
 
     service = run_agent(kafka_brokers, tmp_path, "resolve", scenario)
     assert metric(service, "optouts_decode_failures_total", topic="sms-messaging-events") == 2
@@ -111,21 +115,74 @@ def test_resolve_folds_a_fetched_batch_in_order_past_poison_and_duplicates_insid
     kafka_brokers: str, tmp_path: Path
 ) -> None:
     person, phone = unique("person"), unique_phone()
+    send = sent(person, phone, SENDER)
     stop = received(phone, SENDER, "STOP")
 
     async def scenario(service: Service, agent: Any) -> None:
-        await put_batch(
-            agent, [(phone, sent(person, phone, SENDER)), (phone, b"{"), (phone, stop), (phone, stop)]
-        )
+        await put_batch(agent, [(phone, send), (phone, b"{"), (phone, stop), (phone, stop)])
         contacts = stored(service.tables.contacts.get(phone.encode()))
-        assert contacts["recipients"] == {SENDER: [person]}  # the STOP saw the send before it
-        assert contacts["applied"] == {stop["event_id"]: [person]}
+        assert list(contacts["recipients"][SENDER]) == [person]  # the STOP saw the send before it
+        assert {e: a[0] for e, a in contacts["applied"].items()} == {stop["event_id"]: [person]}
 
     service = run_agent(kafka_brokers, tmp_path, "resolve", scenario)
     assert metric(service, "optouts_decode_failures_total", topic="sms-messaging-events") == 1
     assert metric(service, "optouts_duplicate_events_total", stage="resolve") == 1
     emitted = latest_values(kafka_brokers, PERSON_EVENTS, {person})[person]
     assert (emitted["type"], emitted["source_event_id"]) == ("opt_out.recorded", stop["event_id"])
+
+
+def test_resolve_keeps_a_null_value_and_times_out_of_range_aside_and_folds_the_stop_after_them(
+    kafka_brokers: str, tmp_path: Path
+) -> None:
+    person, phone = unique("person"), unique_phone()
+    send = sent(person, phone, SENDER)
+    stop = received(phone, SENDER, "STOP")
+    poison: list[dict[str, Any] | bytes | None] = [
+        None,
+        {**sent(person, phone, SENDER), "occurred_at": "0001-01-01T00:00:00+01:00"},
+        {**sent(person, phone, SENDER), "occurred_at": "9999-12-31T23:59:59-05:00"},
+        {**sent(person, phone, SENDER), "occurred_at": "2999-01-01T00:00:00Z"},  # far ahead of its record
+    ]
+
+    async def scenario(service: Service, agent: Any) -> None:
+        await put_batch(agent, [(phone, send), *((phone, p) for p in poison), (phone, stop)])
+
+    service = run_agent(kafka_brokers, tmp_path, "resolve", scenario)
+    assert metric(service, "optouts_decode_failures_total", topic="sms-messaging-events") == len(poison)
+    emitted = latest_values(kafka_brokers, PERSON_EVENTS, {person})[person]
+    assert (emitted["type"], emitted["source_event_id"]) == ("opt_out.recorded", stop["event_id"])
+
+
+def test_project_keeps_a_null_value_and_a_time_out_of_range_aside_and_folds_what_follows(
+    kafka_brokers: str, tmp_path: Path
+) -> None:
+    person = unique("person")
+    stop = OptOutRecorded(
+        event_id=unique("derived"),
+        occurred_at=datetime.now(UTC),
+        person_id=person,
+        sender=SENDER,
+        phone=unique_phone(),
+        cause="keyword",
+        keyword="STOP",
+        source_event_id=unique("SM"),
+    )
+    value = json.loads(encode(stop))
+
+    async def scenario(service: Service, agent: Any) -> None:
+        await put_batch(
+            agent,
+            [
+                (person, None),
+                (person, {**value, "event_id": "x1", "occurred_at": "9999-12-31T23:59:59-05:00"}),
+                (person, value),
+            ],
+        )
+
+    service = run_agent(kafka_brokers, tmp_path, "project", scenario)
+    assert metric(service, "optouts_decode_failures_total", topic="sms-person-events") == 2
+    listed = latest_values(kafka_brokers, OPT_OUTS, {person})[person]
+    assert [entry["sender"] for entry in listed["opt_outs"]] == [SENDER]
 
 
 def test_resolve_rekeys_an_event_keyed_by_another_form_of_the_phone(

@@ -66,8 +66,9 @@ def test_stop_after_a_sent_message_puts_the_sender_on_the_list(
     worker: ServiceProcess, kafka_brokers: str
 ) -> None:
     person, phone = unique("person"), unique_phone()
+    send = sent(person, phone, SENDER)
     stop = received(phone, SENDER, " Stop ")
-    publish_events(kafka_brokers, sent(person, phone, SENDER), stop)
+    publish_events(kafka_brokers, send, stop)
 
     [entry] = eventually(lambda: opt_outs(worker, person))
     assert entry == {

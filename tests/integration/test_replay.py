@@ -65,6 +65,7 @@ def story(worker: ServiceProcess, kafka_brokers: str) -> Story:
         unique(name) for name in ("stays", "clears", "blocked", "french")
     )
     phone, other_phone, french_phone = unique_phone(), unique_phone(), unique_phone()
+    french_sent = sent(french, french_phone, SENDER)  # sent before the keyword, in time as in the log
     french_message = received(french_phone, SENDER, NEW_KEYWORD.lower())
     publish_events(
         kafka_brokers,
@@ -74,7 +75,7 @@ def story(worker: ServiceProcess, kafka_brokers: str) -> Story:
         received(other_phone, SENDER, "STOP"),
         received(other_phone, SENDER, "START"),
         blocked(blocked_person, unique_phone(), SENDER),
-        sent(french, french_phone, SENDER),
+        french_sent,
         french_message,
     )
     eventually(lambda: senders(worker, stays) == {SENDER} and senders(worker, blocked_person) == {SENDER})
@@ -147,8 +148,9 @@ def test_the_list_as_of_a_past_moment_is_the_list_as_it_stood_then(
     worker: ServiceProcess, kafka_brokers: str
 ) -> None:
     person, phone = unique("person"), unique_phone()
+    send = sent(person, phone, SENDER)
     stop, start = received(phone, SENDER, "STOP"), received(phone, SENDER, "START")
-    publish_events(kafka_brokers, sent(person, phone, SENDER), stop, start)
+    publish_events(kafka_brokers, send, stop, start)
     eventually(lambda: len(history(worker, person)) == 2)
 
     def as_of(moment: str) -> tuple[int, Any]:

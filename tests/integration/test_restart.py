@@ -41,11 +41,11 @@ def test_a_restarted_worker_keeps_the_lists_and_applies_no_event_twice(
     app_id = unique("optouts-restart")
     log = output_dir / f"{app_id}.log"
     stays, leaves, phone = unique("stays"), unique("leaves"), unique_phone()
+    sends = [sent(stays, phone, SENDER), sent(leaves, unique_phone(), SENDER)]
     stop = received(phone, SENDER, "STOP")
     publish_events(
         kafka_brokers,
-        sent(stays, phone, SENDER),
-        sent(leaves, unique_phone(), SENDER),
+        *sends,
         stop,
         received(phone, SENDER, "START"),
         received(phone, SENDER, "STOP"),
