@@ -12,17 +12,20 @@ import argparse
 import asyncio
 import json
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaProducer, TopicPartition
 from pydantic import ValidationError
 
-from schemas.codec import decode_messaging_event, decode_person_event
+from schemas.codec import MAX_AHEAD
 from schemas.dead_letters import DeadLetter
 from schemas.errors import DecodeError, OptOutsError
+from streams.admission import messaging_event, person_event
 from streams.log_reader import Span, read, snapshot
 from streams.operator_cli import print_table
 from streams.settings import Settings
@@ -61,19 +64,27 @@ def parse_id(text: str) -> tuple[int | None, int]:
         raise Refused(f"{text!r} is not a dead letter id: PARTITION:OFFSET, as `list` shows") from None
 
 
-def check_foldable(topic: str, value: bytes, region: str) -> None:
-    """Raise `Refused` unless the agents reading `topic` would decode `value`: the same decoders."""
-    decoders: dict[str, Callable[[bytes], Any]] = {
-        MESSAGING_EVENTS: lambda data: decode_messaging_event(data, region=region),
-        PERSON_EVENTS: decode_person_event,
+def check_foldable(topic: str, value: bytes, region: str, max_ahead: timedelta = MAX_AHEAD) -> None:
+    """Raise `Refused` unless the agents reading `topic` would fold `value` published now: read as
+    they read it (`streams.admission`), against a record logged at this moment."""
+    record = _LoggedNow(value, int(time.time() * 1000))
+    readers: dict[str, Callable[[_LoggedNow], Any]] = {
+        MESSAGING_EVENTS: lambda r: messaging_event(r, region=region, max_ahead=max_ahead),
+        PERSON_EVENTS: lambda r: person_event(r, max_ahead=max_ahead),
     }
-    decode = decoders.get(topic)
-    if decode is None:
+    reader = readers.get(topic)
+    if reader is None:
         raise Refused(f"{topic} is not a topic the agents fold: nothing to publish it again to")
     try:
-        decode(value)
+        reader(record)
     except DecodeError as exc:
         raise Refused(f"the value would be refused again, nothing was published: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class _LoggedNow:
+    value: bytes | None
+    timestamp: int
 
 
 def value_to_publish(found: Found, given: bytes | None) -> bytes:
@@ -160,7 +171,9 @@ def republish_command(args: argparse.Namespace, settings: Settings) -> int:
     async def republish() -> str:
         found = await find_letter(settings.brokers, partition, offset)
         value = value_to_publish(found, given)
-        check_foldable(found.letter.topic, value, settings.default_region)
+        check_foldable(
+            found.letter.topic, value, settings.default_region, timedelta(seconds=settings.max_ahead)
+        )
         where = await publish(settings.brokers, found.letter.topic, found.letter.original_key(), value)
         return f"published dead letter {found.id} again to {where}, key {found.letter.key!r}"
 

@@ -1,8 +1,8 @@
 """Reading both logs and handing their events to the pure offline fold (`projections.rebuild`): the part
-replay and verification share. Values are decoded as the agents decode them, and what the agents
-skip is skipped here too: undecodable values (already kept in `sms-dead-letters` by the agents) and
-events keyed by anything but their entity (the agents fold the copy they publish under the right
-key, not the original).
+replay and verification share. Records are read as the agents read them (`streams.admission`), and
+what the agents skip is skipped here too: what admission refuses (already kept in
+`sms-dead-letters` by the agents) and events keyed by anything but their entity (the agents fold
+the copy they publish under the right key, not the original).
 """
 
 from __future__ import annotations
@@ -10,15 +10,17 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TypeVar
 
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from projections.rebuild import MessagingFold
-from schemas.codec import decode_messaging_event, decode_person_event, encode
+from schemas.codec import encode
 from schemas.errors import DecodeError, UnknownSchemaVersion
 from schemas.events import AnyPersonEvent, MessagingEvent
+from streams.admission import messaging_event, person_event
 from streams.log_reader import Span, read, total
 from streams.progress import Progress
 from streams.settings import Settings
@@ -42,11 +44,11 @@ async def fold_messaging_log(
     settings: Settings, spans: Mapping[TopicPartition, Span], fold: MessagingFold, label: str
 ) -> LogRead:
     """Stage 1 over `spans` of `sms-messaging-events`, into `fold`, batch by batch."""
-    region = settings.default_region
+    region, max_ahead = settings.default_region, timedelta(seconds=settings.max_ahead)
     return await _read_log(
         settings,
         spans,
-        lambda value: decode_messaging_event(value, region=region),
+        lambda record: messaging_event(record, region=region, max_ahead=max_ahead),
         lambda e: e.phone,
         fold.add,
         label,
@@ -57,13 +59,21 @@ async def read_person_log(
     settings: Settings, spans: Mapping[TopicPartition, Span], into: list[AnyPersonEvent], label: str
 ) -> LogRead:
     """The events of `spans` of `sms-person-events`, appended to `into` in each partition's order."""
-    return await _read_log(settings, spans, decode_person_event, lambda e: e.person_id, into.extend, label)
+    max_ahead = timedelta(seconds=settings.max_ahead)
+    return await _read_log(
+        settings,
+        spans,
+        lambda record: person_event(record, max_ahead=max_ahead),
+        lambda e: e.person_id,
+        into.extend,
+        label,
+    )
 
 
 async def _read_log(
     settings: Settings,
     spans: Mapping[TopicPartition, Span],
-    decode: Callable[[bytes], E],
+    decode: Callable[[ConsumerRecord], E],
     key_of: Callable[[E], str],
     take: Callable[[list[E]], None],
     label: str,
@@ -74,9 +84,7 @@ async def _read_log(
         events: list[E] = []
         for record in records:
             try:
-                if record.value is None:
-                    raise DecodeError("no value (a tombstone)")
-                event = decode(record.value)
+                event = decode(record)
             except DecodeError as exc:
                 found.skipped[
                     "unknown schema version" if isinstance(exc, UnknownSchemaVersion) else "undecodable"

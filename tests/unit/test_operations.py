@@ -125,6 +125,26 @@ def test_a_fixed_value_is_published_only_when_the_agents_decoder_takes_it() -> N
         check_foldable(OPT_OUTS, fixed, "US")
 
 
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        (None, "no value"),
+        (b"not json", "not JSON"),
+        ({"occurred_at": "0001-01-01T00:00:00+01:00"}, "out of range"),
+        ({"occurred_at": "9999-12-31T23:59:59-05:00"}, "out of range"),
+        ({"occurred_at": "2999-01-01T00:00:00Z"}, "ahead of the time its record was logged"),
+    ],
+)
+def test_a_value_the_agents_would_keep_aside_is_refused_with_the_reason_never_a_traceback(
+    value: dict[str, str] | bytes | None, why: str
+) -> None:
+    base = sent("cus_1", "+14155550123", "+14155550100")
+    data = json.dumps({**base, **value}).encode() if isinstance(value, dict) else value
+
+    with pytest.raises(Refused, match=why):
+        check_foldable(MESSAGING_EVENTS, data, "US")  # type: ignore[arg-type]
+
+
 def test_without_a_new_value_the_original_is_published_unless_only_its_start_was_kept() -> None:
     assert value_to_publish(found(b"{old}"), None) == b"{old}"
     assert value_to_publish(found(b"{old}"), b"{new}") == b"{new}"
