@@ -32,8 +32,15 @@ def publish(brokers: str, topic: str, records: Iterable[tuple[str, Any]]) -> Non
 def latest_values(brokers: str, topic: str, keys: set[str], idle_seconds: float = 2.0) -> dict[str, Any]:
     """The latest JSON value per key among `keys`, reading `topic` from the start until nothing new
     arrives for `idle_seconds` (the broker's high watermark is not trusted to mark the end)."""
+    return {
+        key: json.loads(values[-1]) for key, values in raw_values(brokers, topic, keys, idle_seconds).items()
+    }
 
-    async def read() -> dict[str, Any]:
+
+def raw_values(brokers: str, topic: str, keys: set[str], idle_seconds: float = 2.0) -> dict[str, list[bytes]]:
+    """Every value of each key among `keys`, as bytes, in each partition's order (as `latest_values`)."""
+
+    async def read() -> dict[str, list[bytes]]:
         consumer = AIOKafkaConsumer(bootstrap_servers=brokers, enable_auto_commit=False)
         await consumer.start()
         try:
@@ -41,7 +48,7 @@ def latest_values(brokers: str, topic: str, keys: set[str], idle_seconds: float 
             tps = [TopicPartition(topic, p) for p in sorted(partitions)]
             consumer.assign(tps)
             await consumer.seek_to_beginning(*tps)
-            latest: dict[str, Any] = {}
+            found: dict[str, list[bytes]] = {}
             idle = 0.0
             while idle < idle_seconds:
                 batch = await consumer.getmany(timeout_ms=250)
@@ -49,9 +56,9 @@ def latest_values(brokers: str, topic: str, keys: set[str], idle_seconds: float 
                 idle = idle + 0.25 if not records else 0.0
                 for record in records:
                     key = record.key.decode() if record.key else ""
-                    if key in keys:
-                        latest[key] = json.loads(record.value)
-            return latest
+                    if key in keys and record.value is not None:
+                        found.setdefault(key, []).append(record.value)
+            return found
         finally:
             await consumer.stop()
 

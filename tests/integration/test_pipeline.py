@@ -242,3 +242,44 @@ def test_a_burst_over_every_partition_is_folded_event_by_event(
     eventually(lambda: all(senders(worker, person) == {SENDER} for person, _ in people[-5:]), timeout=60)
     missing = [person for person, _ in people if senders(worker, person) != {SENDER}]
     assert missing == []
+
+
+# ---- order in the log is not order in the world ---------------------------------------------------
+
+
+def test_a_send_published_after_the_stop_it_preceded_still_lists_the_sender(
+    worker: ServiceProcess, kafka_brokers: str
+) -> None:
+    person, marker, phone = unique("person"), unique("marker"), unique_phone()
+    send = sent(person, phone, SENDER)  # occurred first, but an upstream batch job publishes it late
+    stop = received(phone, SENDER, "STOP")
+    publish_events(
+        kafka_brokers, stop, sent(marker, phone, OTHER_SENDER), received(phone, OTHER_SENDER, "STOP")
+    )
+    eventually(lambda: senders(worker, marker) == {OTHER_SENDER})  # the phone's STOPs are folded
+
+    publish_events(kafka_brokers, send)
+
+    [entry] = eventually(lambda: opt_outs(worker, person))
+    assert (entry["sender"], entry["since"], entry["cause"], entry["keyword"]) == (
+        SENDER,
+        stop["occurred_at"],
+        "keyword",
+        "STOP",
+    )
+    assert latest_values(kafka_brokers, OPT_OUTS, {person})[person]["opt_outs"] == [entry]
+
+
+def test_a_stop_right_behind_a_mis_keyed_send_still_lists_the_sender(
+    worker: ServiceProcess, kafka_brokers: str
+) -> None:
+    # The send is keyed (and names the phone) in national form: the worker publishes it again under
+    # the E.164 key, behind the STOP that was already there.
+    person, phone = unique("person"), unique_phone()
+    national = f"({phone[2:5]}) {phone[5:8]}-{phone[8:]}"
+    send = sent(person, national, SENDER)
+    stop = received(phone, SENDER, "STOP")
+    publish(kafka_brokers, MESSAGING_EVENTS, [(national, send), (phone, stop)])
+
+    [entry] = eventually(lambda: opt_outs(worker, person))
+    assert (entry["sender"], entry["phone"], entry["since"]) == (SENDER, phone, stop["occurred_at"])

@@ -14,7 +14,9 @@ import pytest
 
 from streams.sender import send_sms
 from streams.settings import Settings
+from streams.topics import PERSON_EVENTS
 from tests.factories import sent, unique, unique_phone
+from tests.integration.kafka import raw_values
 from tests.integration.processes import ServiceProcess, http_json, new_worker
 from tests.integration.test_pipeline import (
     OTHER_SENDER,
@@ -240,6 +242,10 @@ def test_three_deliveries_of_one_message_give_one_history_entry(
     assert_folded_after(twilio_worker, kafka_brokers, phone)
     [change] = history(twilio_worker, person)
     assert change["source_event_id"] == dict(form)["MessageSid"]
+    # Each delivery was stamped with its own receipt time; the person events it caused were not:
+    # a redelivery re-sends what the first delivery emitted, to the byte.
+    emitted = raw_values(kafka_brokers, PERSON_EVENTS, {person})[person]
+    assert len(emitted) == 3 and len(set(emitted)) == 1, emitted
 
 
 def test_a_custom_opt_out_keyword_from_the_settings_is_an_opt_out(
