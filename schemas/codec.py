@@ -107,6 +107,8 @@ def _decode_other_version(
     # values take the one validation above, with no second parse.
     value = json.loads(data)
     event_type, version = value.get("type"), value.get("schema_version", 1)
+    if type(version) is float and version.is_integer():
+        version = int(version)  # 1.0 is 1 to JSON, as it is to the schema
     if isinstance(event_type, str) and type(version) is int:
         latest = latest_version(event_type)
         if version > latest:

@@ -7,6 +7,7 @@ a phone or sender has everywhere (see `schemas.phones`).
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
@@ -14,10 +15,12 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
     ValidationInfo,
+    field_validator,
     model_validator,
 )
 
@@ -45,6 +48,22 @@ def _sender(value: str, info: ValidationInfo) -> str:
     return normalise_sender(value, _region(info))
 
 
+# RFC 3339's date-time with an offset, as the contract says: pydantic alone also reads "2025-03-01
+# 09:00Z", "+0100" offsets and numbers of seconds given as text, which no schema-checked producer
+# writes and a reader of the log would take differently. The calendar is pydantic's to check.
+_RFC_3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])"
+)
+
+
+def _rfc_3339(value: object) -> object:
+    if not isinstance(value, str):
+        return value  # a datetime built in code; anything else is the field type's to refuse
+    if not _RFC_3339.fullmatch(value):
+        raise ValueError("is not an RFC 3339 date-time with an offset, such as 2025-03-01T09:00:00Z")
+    return datetime.fromisoformat(value.upper())  # parsed here: a strict field takes no text after this
+
+
 def _utc(value: datetime) -> datetime:
     try:
         return value.astimezone(UTC)
@@ -54,7 +73,7 @@ def _utc(value: datetime) -> datetime:
 
 Phone = Annotated[str, StringConstraints(max_length=64), AfterValidator(_phone)]
 Sender = Annotated[str, StringConstraints(max_length=64), AfterValidator(_sender)]
-Timestamp = Annotated[AwareDatetime, AfterValidator(_utc)]
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc_3339), AfterValidator(_utc)]
 Identifier = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^\S+$")]
 PERSON_ID_PATTERN = r"^[^\s/]{1,128}$"  # also a URL path segment: no slash, no white space
 PersonId = Annotated[str, StringConstraints(pattern=PERSON_ID_PATTERN)]
@@ -71,6 +90,14 @@ class Event(BaseModel):
     event_id: Identifier
     schema_version: Literal[1] = SCHEMA_VERSION
     occurred_at: Timestamp
+
+    @field_validator("schema_version", mode="before")
+    @classmethod
+    def _not_a_boolean(cls, value: object) -> object:
+        # Literal[1] takes `true` (True == 1 in Python), even strict: a version is a number.
+        if isinstance(value, bool):
+            raise ValueError("Input should be a number, not a boolean")
+        return value
 
 
 # ---- sms-messaging-events, keyed by phone ------------------------------------------------------
