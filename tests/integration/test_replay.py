@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from faust.serializers.codecs import dumps as faust_dumps
 from projections.opt_outs import project_all
 from schemas.events import OptOutRecorded
 from streams.log_reader import read, snapshot
-from streams.topics import DEAD_LETTERS, MESSAGING_EVENTS, OPT_OUTS
+from streams.topics import DEAD_LETTERS, MESSAGING_EVENTS, OPT_OUTS, PERSON_EVENTS
 from tests.factories import blocked, received, sent, unique, unique_phone
 from tests.integration.kafka import latest_values, publish, run
 from tests.integration.processes import ROOT, ServiceProcess, http_json, new_worker
@@ -114,34 +115,77 @@ def read_all(brokers: str, topic: str) -> list[tuple[bytes | None, bytes | None]
 def test_undecodable_values_and_events_of_a_future_version_are_kept_in_dead_letters(
     worker: ServiceProcess, kafka_brokers: str
 ) -> None:
+    # Every such record stays in the logs for good: the replay and verify tests below run over them.
     person, phone = unique("person"), unique_phone()
     future = {**sent(person, phone, SENDER), "schema_version": 9}
-    publish(
-        kafka_brokers,
-        MESSAGING_EVENTS,
-        [(phone, b"{not json"), (phone, future), (phone, sent(person, phone, SENDER))],
-    )
+    poison: list[tuple[str, Any]] = [
+        (phone, None),
+        (phone, {**sent(person, phone, SENDER), "occurred_at": "0001-01-01T00:00:00+01:00"}),
+        (phone, {**sent(person, phone, SENDER), "occurred_at": "9999-12-31T23:59:59-05:00"}),
+        (phone, {**sent(person, phone, SENDER), "occurred_at": "2999-01-01T00:00:00Z"}),
+    ]
+    send = sent(person, phone, SENDER)
+    publish(kafka_brokers, MESSAGING_EVENTS, [(phone, b"{not json"), (phone, future), *poison, (phone, send)])
     publish_events(kafka_brokers, received(phone, SENDER, "STOP"))
     eventually(lambda: senders(worker, person) == {SENDER})  # the bad ones did not stop the agent
 
     app_id = worker.env["OPTOUTS_APP_ID"]
-    letters = eventually(
-        lambda: [
+
+    def kept() -> list[dict[str, Any]]:
+        return [
             json.loads(value or b"")
             for key, value in read_all(kafka_brokers, DEAD_LETTERS)
             if key == phone.encode() and json.loads(value or b"")["app_id"] == app_id
         ]
-    )
+
+    letters = eventually(lambda: found if len(found := kept()) == 2 + len(poison) else None)
     assert [(letter["kind"], letter["topic"]) for letter in letters] == [
         ("undecodable", MESSAGING_EVENTS),
         ("unknown_schema_version", MESSAGING_EVENTS),
+        *[("undecodable", MESSAGING_EVENTS)] * len(poison),
     ]
+    assert [letter["field"] for letter in letters[2:]] == [None, "occurred_at", "occurred_at", "occurred_at"]
     assert letters[0]["value"] == "{not json"
     assert json.loads(letters[1]["value"]) == future
     assert letters[1]["reason"].startswith("message.sent: field 'schema_version' = 9")
     assert letters[0]["partition"] == letters[1]["partition"]
     assert letters[1]["offset"] == letters[0]["offset"] + 1
     assert senders(worker, person) == {SENDER}  # the future version's send was not folded either way
+
+
+def test_a_null_value_and_a_time_out_of_range_on_the_person_log_are_kept_aside_and_what_follows_is_folded(
+    worker: ServiceProcess, kafka_brokers: str
+) -> None:
+    person = unique("person")
+    recorded = OptOutRecorded(
+        event_id=unique("derived"),
+        occurred_at=datetime.now(UTC),
+        person_id=person,
+        sender=SENDER,
+        phone=unique_phone(),
+        cause="keyword",
+        keyword="STOP",
+        source_event_id=unique("SM"),
+    )
+    value = json.loads(recorded.model_dump_json())
+    overflowing = {**value, "event_id": unique("derived"), "occurred_at": "9999-12-31T23:59:59-05:00"}
+    publish(kafka_brokers, PERSON_EVENTS, [(person, None), (person, overflowing), (person, value)])
+
+    eventually(lambda: senders(worker, person) == {SENDER})
+    app_id = worker.env["OPTOUTS_APP_ID"]
+
+    def kept() -> list[dict[str, Any]]:
+        return [
+            json.loads(v or b"")
+            for k, v in read_all(kafka_brokers, DEAD_LETTERS)
+            if k == person.encode() and json.loads(v or b"")["app_id"] == app_id
+        ]
+
+    letters = eventually(lambda: found if len(found := kept()) == 2 else None)
+    assert [(letter["topic"], letter["value"] is None) for letter in letters] == [
+        (PERSON_EVENTS, True),
+        (PERSON_EVENTS, False),
+    ]
 
 
 def test_the_list_as_of_a_past_moment_is_the_list_as_it_stood_then(
