@@ -13,8 +13,10 @@ fold after a standing opt-out keyword it occurred before records that opt-out th
 phone keeps each sender's latest keyword by time (`standing`), which is enough: an older keyword of
 the other kind than the standing one was undone by it, and changes nothing when it arrives late.
 
-A `message.blocked` without a person (a Twilio status callback that did not name one) is resolved
-from the recent message sids of the phone: the last `RECENT_SENDS` sends to it, by time.
+A `message.blocked` without a person (a Twilio status callback that did not name one) goes to every
+person who received from that sender at that phone by the time of the 21610: Twilio blocks a phone
+and sender, not a message, so each of them is blocked alike. So a send to a recipient already known
+changes nothing at all, and the agents write nothing for it (nine events in ten).
 """
 
 from __future__ import annotations
@@ -39,25 +41,9 @@ from schemas.events import (
 
 _DERIVED_IDS = uuid.UUID("7c0f6a52-3c55-4a8e-9d4c-2f1b2d6c9e11")
 
-# Sends remembered per phone to resolve a status callback's 21610 to the person it was sent to.
-# Twilio reports a Messaging Service's 21610 within seconds to minutes of the send; 32 sends to one
-# phone in that time is far more than any sender does, and it bounds what a phone's entry holds.
-RECENT_SENDS = 32
-
 # The time of a send or keyword stored before times were kept: before everything, so such a
 # recipient still counts for every keyword, as it did.
 _LONG_AGO = ""
-
-
-class RecentSend(NamedTuple):
-    """One send to this phone: its message sid, when, and to whom. Ordered by time, then sid.
-
-    A named tuple rather than a dataclass: a phone that is texted often holds RECENT_SENDS of them,
-    all read and written again with every send, and a tuple is built, compared and encoded in C."""
-
-    occurred_at: str  # RFC 3339 in UTC with microseconds: sorts as the time it names
-    message_sid: str
-    person_id: str
 
 
 Cause = Literal["keyword", "opt_in_keyword", "send_blocked", ""]
@@ -69,7 +55,7 @@ class Applied(NamedTuple):
 
     persons: tuple[str, ...]
     cause: Cause  # "": stored before the fields were kept (the redelivery's own are used)
-    occurred_at: str  # as RecentSend's
+    occurred_at: str  # RFC 3339 in UTC with microseconds: sorts as the time it names
     sender: str
     keyword: str | None
     messaging_service_sid: str | None
@@ -93,9 +79,6 @@ class Contacts:
     blocked: Mapping[str, frozenset[str]] = field(default_factory=dict)
     # keyword or blocked event id -> what it did
     applied: Mapping[str, Applied] = field(default_factory=dict)
-    # the latest RECENT_SENDS sends to this phone, oldest first: the latest by time, not by arrival,
-    # so a late redelivery of an old send changes nothing and a replay keeps the same ones
-    recent_sends: tuple[RecentSend, ...] = ()
     # sender -> its latest keyword from this phone
     standing: Mapping[str, Standing] = field(default_factory=dict)
 
@@ -104,7 +87,6 @@ class Contacts:
             "recipients": {sender: dict(persons) for sender, persons in self.recipients.items()},
             "blocked": {sender: sorted(persons) for sender, persons in self.blocked.items()},
             "applied": {event_id: [list(a.persons), *a[1:]] for event_id, a in self.applied.items()},
-            "recent_sends": [list(send) for send in self.recent_sends],
             "standing": {sender: list(keyword) for sender, keyword in self.standing.items()},
         }
 
@@ -116,14 +98,13 @@ class Contacts:
             recipients={s: _first_sends(p) for s, p in data["recipients"].items()},
             blocked={s: frozenset(p) for s, p in data["blocked"].items()},
             applied={e: _applied(a) for e, a in data["applied"].items()},
-            # absent from contacts stored before sends were remembered
-            recent_sends=tuple(map(RecentSend._make, data.get("recent_sends", ()))),
+            # (contacts stored before 21610s went to every recipient hold "recent_sends": not read)
             standing={s: Standing._make(k) for s, k in data.get("standing", {}).items()},
         )
 
-    def person_sent(self, message_sid: str) -> str | None:
-        """The person the remembered send `message_sid` went to, if it is one of the recent sends."""
-        return next((s.person_id for s in self.recent_sends if s.message_sid == message_sid), None)
+    def recipients_by(self, sender: str, moment: str) -> tuple[str, ...]:
+        """The persons who received from `sender` at this phone at or before `moment`, sorted."""
+        return tuple(sorted(p for p, first in self.recipients.get(sender, {}).items() if first <= moment))
 
 
 def _first_sends(stored: Mapping[str, str] | list[str]) -> Mapping[str, str]:
@@ -187,15 +168,10 @@ def _sent(event: MessageSent, contacts: Contacts, keywords: Keywords) -> Resolut
     sent_at = _sortable(event.occurred_at)
     persons = contacts.recipients.get(sender, {})
     first = persons.get(person)
-    recent = _remember(contacts.recent_sends, RecentSend(sent_at, event.message_sid, person))
-    if first is not None and first <= sent_at and recent == contacts.recent_sends:
+    if first is not None and first <= sent_at:
         return Resolution(contacts)  # the same object: nothing to write (nine events in ten)
-    recipients = contacts.recipients
-    if first is None or sent_at < first:
-        recipients = {**recipients, sender: {**persons, person: sent_at}}
-    # Built, not `replace()`d: this is the rule nine events in ten take, and replace() costs more
-    # than the rule itself.
-    changed = Contacts(recipients, contacts.blocked, contacts.applied, recent, contacts.standing)
+    recipients = {**contacts.recipients, sender: {**persons, person: sent_at}}
+    changed = Contacts(recipients, contacts.blocked, contacts.applied, contacts.standing)
     standing = contacts.standing.get(sender)
     if standing is None or not standing.opt_out or sent_at > standing.occurred_at:
         return Resolution(changed)
@@ -208,14 +184,6 @@ def _sent(event: MessageSent, contacts: Contacts, keywords: Keywords) -> Resolut
     applied = {**contacts.applied, standing.event_id: now_applied}
     emitted = _emit(standing.event_id, event.phone, now_applied._replace(persons=(person,)))
     return Resolution(replace(changed, applied=applied), emitted)
-
-
-def _remember(recent: tuple[RecentSend, ...], send: RecentSend) -> tuple[RecentSend, ...]:
-    if not recent or send > recent[-1]:
-        return (*recent, send)[-RECENT_SENDS:]  # the usual case: sends arrive in time order
-    if send in recent:
-        return recent
-    return tuple(sorted((*recent, send)))[-RECENT_SENDS:]
 
 
 def _sortable(moment: datetime) -> str:
@@ -241,7 +209,7 @@ def _received(event: MessageReceived, contacts: Contacts, keywords: Keywords) ->
     elif opt_out:
         # Only persons who received from this sender here before: a STOP to a sender you never
         # heard from changes nobody's list.
-        persons = (person for person, first in recipients.items() if first <= at)
+        persons = contacts.recipients_by(sender, at)
     else:
         # Every list where the sender stands for this phone, whatever put it there.
         persons = recipients.keys() | contacts.blocked.get(sender, frozenset())
@@ -256,16 +224,19 @@ def _received(event: MessageReceived, contacts: Contacts, keywords: Keywords) ->
 
 @_apply.register
 def _blocked(event: MessageBlocked, contacts: Contacts, keywords: Keywords) -> Resolution:
-    person_id = event.person_id or contacts.person_sent(event.message_sid or "")
-    if person_id is None:
-        # A sid this phone does not remember (older than the recent sends, or a send never
-        # published): nobody to put it on. Not marked applied, so a redelivery after the
-        # `message.sent` arrived still resolves it.
-        return Resolution(contacts)
-    # Blocked is not received: the person joins `blocked`, never `recipients`.
-    persons = contacts.blocked.get(event.sender, frozenset())
-    blocked = {**contacts.blocked, event.sender: persons | {person_id}}
-    described = _describe(event, (person_id,), keywords)
+    if event.person_id is not None:
+        persons: tuple[str, ...] = (event.person_id,)
+    else:
+        persons = contacts.recipients_by(event.sender, _sortable(event.occurred_at))
+        if not persons:
+            # Nobody received from that sender here yet (the `message.sent` not published, or not
+            # yet folded): nobody to put it on. Not marked applied, so a redelivery after the
+            # `message.sent` arrived still resolves it.
+            return Resolution(contacts)
+    # Blocked is not received: the persons join `blocked`, never `recipients`.
+    already = contacts.blocked.get(event.sender, frozenset())
+    blocked = {**contacts.blocked, event.sender: already.union(persons)}
+    described = _describe(event, persons, keywords)
     applied = {**contacts.applied, event.event_id: described}
     changed = replace(contacts, blocked=blocked, applied=applied)
     return Resolution(changed, _emit(event.event_id, event.phone, described))

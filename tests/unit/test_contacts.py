@@ -9,7 +9,6 @@ import pytest
 
 from projections.contacts import (
     EMPTY_CONTACTS,
-    RECENT_SENDS,
     Contacts,
     derived_event_id,
     resolve,
@@ -57,11 +56,10 @@ def test_a_redelivered_sent_message_returns_the_same_contacts() -> None:
     assert resolve(contacts, sent("s1", "ann")).contacts is contacts
 
 
-def test_a_second_sent_message_to_a_recipient_is_remembered_by_its_sid() -> None:
+def test_a_second_sent_message_to_a_recipient_keeps_the_first_time() -> None:
     contacts, _ = fold(sent("s1", "ann"), sent("s2", "ann", minute=1))
 
-    assert recipients(contacts) == {SENDER: {"ann"}}
-    assert (contacts.person_sent("SMs1"), contacts.person_sent("SMs2")) == ("ann", "ann")
+    assert contacts.recipients == {SENDER: {"ann": "2025-03-01T09:00:00.000000Z"}}
 
 
 def test_stop_emits_a_recorded_event_for_each_recipient_of_that_sender() -> None:
@@ -278,18 +276,22 @@ def test_contacts_from_nothing_are_empty(stored: dict[str, object] | None) -> No
         "recipients": {},
         "blocked": {},
         "applied": {},
-        "recent_sends": [],
         "standing": {},
     }
 
 
-def test_contacts_stored_before_sends_were_remembered_still_load() -> None:
-    stored = {"recipients": {SENDER: ["ann"]}, "blocked": {}, "applied": {"r1": ["ann"]}}
+def test_contacts_stored_in_earlier_forms_still_load() -> None:
+    stored = {
+        "recipients": {SENDER: ["ann"]},
+        "blocked": {},
+        "applied": {"r1": ["ann"]},
+        "recent_sends": [["2025-03-01T09:00:00.000000Z", "SMs1", "ann"]],
+    }
 
     contacts = Contacts.from_json(stored)
 
     assert recipients(contacts) == {SENDER: {"ann"}}
-    assert contacts.recent_sends == ()
+    assert contacts.applied["r1"].persons == ("ann",)
 
 
 def test_contacts_reloaded_from_json_still_apply_a_keyword_once() -> None:
@@ -338,17 +340,30 @@ def blocked_sid(event_id: str, message_sid: str, *, sender: str = SENDER, minute
     )
 
 
-def test_a_blocked_send_without_a_person_goes_to_the_person_that_sid_was_sent_to() -> None:
-    contacts, _ = fold(sent("s1", "ann"), sent("s2", "bob"))
+def test_a_blocked_send_without_a_person_goes_to_everyone_texted_from_that_sender_at_the_phone() -> None:
+    # Twilio blocks a phone and a sender: each person texted from it there is blocked alike.
+    contacts, _ = fold(sent("s1", "ann"), sent("s2", "bob"), sent("s3", "cat", sender=OTHER_SENDER))
 
     resolution = resolve(contacts, blocked_sid("SMs2:failed", "SMs2", minute=3))
 
-    (event,) = resolution.emitted
-    assert isinstance(event, OptOutRecorded)
-    assert (event.person_id, event.sender, event.cause) == ("bob", SENDER, "send_blocked")
-    assert event.event_id == derived_event_id("SMs2:failed", "bob")
-    assert resolution.contacts.blocked == {SENDER: {"bob"}}
-    assert resolution.contacts.applied["SMs2:failed"].persons == ("bob",)
+    assert [(e.person_id, e.sender, e.cause) for e in resolution.emitted] == [
+        ("ann", SENDER, "send_blocked"),
+        ("bob", SENDER, "send_blocked"),
+    ]
+    assert [e.event_id for e in resolution.emitted] == [
+        derived_event_id("SMs2:failed", "ann"),
+        derived_event_id("SMs2:failed", "bob"),
+    ]
+    assert resolution.contacts.blocked == {SENDER: {"ann", "bob"}}
+    assert resolution.contacts.applied["SMs2:failed"].persons == ("ann", "bob")
+
+
+def test_a_blocked_send_without_a_person_names_nobody_first_texted_after_it() -> None:
+    contacts, _ = fold(sent("s1", "ann", minute=1), sent("s2", "bob", minute=9))
+
+    (event,) = resolve(contacts, blocked_sid("SMs1:failed", "SMs1", minute=5)).emitted
+
+    assert event.person_id == "ann"
 
 
 def test_a_redelivered_blocked_send_without_a_person_emits_the_same_event() -> None:
@@ -360,8 +375,8 @@ def test_a_redelivered_blocked_send_without_a_person_emits_the_same_event() -> N
     assert again.contacts is contacts
 
 
-def test_a_blocked_send_for_a_sid_the_phone_never_saw_changes_nothing() -> None:
-    contacts, _ = fold(sent("s1", "ann"))
+def test_a_blocked_send_without_a_person_at_a_phone_nobody_was_texted_at_changes_nothing() -> None:
+    contacts, _ = fold(sent("s1", "ann", sender=OTHER_SENDER))
 
     resolution = resolve(contacts, blocked_sid("SMother:failed", "SMother"))
 
@@ -379,21 +394,11 @@ def test_an_unresolved_blocked_send_redelivered_after_its_sent_message_is_resolv
     assert event.person_id == "ann"
 
 
-def test_a_phone_remembers_only_its_latest_sends_by_time() -> None:
-    sends = [sent(f"s{i}", f"p{i}", minute=i) for i in range(RECENT_SENDS + 5)]
-    contacts, _ = fold(*reversed(sends))  # arrival order does not matter: time does
+def test_a_send_to_a_person_already_texted_from_that_sender_changes_nothing() -> None:
+    contacts, _ = fold(sent("s1", "ann", minute=1))
 
-    assert len(contacts.recent_sends) == RECENT_SENDS
-    assert contacts.person_sent("SMs4") is None
-    assert contacts.person_sent("SMs5") == "p5"
-    assert resolve(contacts, blocked_sid("SMs0:failed", "SMs0")).emitted == ()
-
-
-def test_a_late_redelivery_of_a_forgotten_send_changes_nothing() -> None:
-    sends = [sent(f"s{i}", "ann", minute=i) for i in range(RECENT_SENDS + 1)]
-    contacts, _ = fold(*sends)
-
-    assert resolve(contacts, sends[0]).contacts is contacts
+    for later in (sent("s2", "ann", minute=2), sent("s3", "ann", minute=90), sent("s1", "ann", minute=1)):
+        assert resolve(contacts, later).contacts is contacts  # nothing to write
 
 
 def test_a_blocked_send_that_names_its_person_does_not_need_the_sid() -> None:
