@@ -7,7 +7,7 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from schemas.events import keyword_form
 
@@ -15,6 +15,8 @@ _OPT_OUT = ["STOP", "stop", " Stop ", "UNSUBSCRIBE", "quit", "cancel", "END", "o
 _OPT_IN = ["START", "yes", "UNSTOP"]
 _OTHER = ["Thanks!", "HELP", "info", "Stop please", "who is this?", "ok", "STOP PLEASE", "Stop."]
 _START = datetime(2026, 1, 1, tzinfo=UTC)
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -35,13 +37,13 @@ def generate(n: int, persons: int, seed: int = 7, mix: Mix = Mix()) -> Iterator[
     phone_of = [f"+1{2_000_000_000 + i * 7919 % 8_000_000_000:010d}" for i in range(persons)]
     for i in range(0, persons - 1, max(2, round(1 / mix.shared_phones))):
         phone_of[i + 1] = phone_of[i]  # two persons, one phone
-    recent: list[tuple[int, str]] = []  # (person, sender) pairs that were sent to, for keywords
-    emitted: list[dict[str, Any]] = []
+    recent: Window[tuple[int, str]] = Window(10_000)  # (person, sender) pairs sent to, for keywords
+    emitted: Window[dict[str, Any]] = Window(5000)  # what a redelivery repeats
     for i in range(n):
         at = (_START + timedelta(milliseconds=i)).isoformat().replace("+00:00", "Z")
         roll = rng.random()
         if emitted and roll < mix.duplicate:
-            yield rng.choice(emitted[-5000:])
+            yield rng.choice(emitted)
             continue
         roll = rng.random()
         sid = f"SM{rng.getrandbits(128):032x}"
@@ -49,8 +51,6 @@ def generate(n: int, persons: int, seed: int = 7, mix: Mix = Mix()) -> Iterator[
             person = rng.randrange(persons)
             sender = rng.choice(senders)
             recent.append((person, sender))
-            if len(recent) > 10_000:
-                recent.pop(0)
             event = _sent(sid, at, person, phone_of[person], sender)
         elif roll < mix.sent + mix.keyword:
             person, sender = rng.choice(recent)
@@ -64,6 +64,32 @@ def generate(n: int, persons: int, seed: int = 7, mix: Mix = Mix()) -> Iterator[
             event = _blocked(sid, at, person, phone_of[person], sender)
         emitted.append(event)
         yield event
+
+
+class Window(Generic[T]):
+    """The last `size` items appended, oldest first: what `items[-size:]` of a list of every item
+    would hold, without the list (millions of events) or the copy per look. `random.choice` picks
+    from it exactly as from that slice (same length, same index), so a seed gives the same log."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._items: list[T] = []
+        self._oldest = 0  # where the oldest item is once the window is full
+
+    def append(self, item: T) -> None:
+        if len(self._items) < self._size:
+            self._items.append(item)
+        else:
+            self._items[self._oldest] = item
+            self._oldest = (self._oldest + 1) % self._size
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __getitem__(self, index: int) -> T:
+        if not 0 <= index < len(self._items):
+            raise IndexError(index)
+        return self._items[(self._oldest + index) % len(self._items)]
 
 
 def person_id(index: int) -> str:
