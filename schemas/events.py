@@ -75,7 +75,12 @@ Phone = Annotated[str, StringConstraints(max_length=64), AfterValidator(_phone)]
 Sender = Annotated[str, StringConstraints(max_length=64), AfterValidator(_sender)]
 Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc_3339), AfterValidator(_utc)]
 Identifier = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^\S+$")]
-PERSON_ID_PATTERN = r"^[^\s/]{1,128}$"  # also a URL path segment: no slash, no white space
+# A person id is also a URL path segment, and is shown to operators: no '/', no white space, no control
+# character, and none of the invisible format characters (zero-width spaces and joiners, bidirectional
+# controls, the byte order mark) that make two different ids look alike. Spelled out as ranges, not
+# `\s`, so that Python's `re`, pydantic's Rust regex and ECMA-262 (the JSON Schemas) read it alike.
+_NOT_IN_PERSON_ID = r"/\x00-\x20\x7f-\xa0\xad\u1680\u180e\u2000-\u200f\u2028-\u202f\u205f-\u206f\u3000\ufeff"
+PERSON_ID_PATTERN = rf"^[^{_NOT_IN_PERSON_ID}]{{1,128}}$"
 PersonId = Annotated[str, StringConstraints(pattern=PERSON_ID_PATTERN)]
 Sid = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^\S+$")]
 OptOutType = Literal["STOP", "START", "HELP"]

@@ -295,6 +295,24 @@ ROWS = [
     invalid("person-id-with-a-final-newline", but(SENT, person_id="person-1\n")),
     invalid("person-id-with-a-slash", but(SENT, person_id="a/b")),
     invalid("blocked-person-id-with-a-slash", but(BLOCKED, person_id="a/b")),
+    *(
+        invalid(f"person-id-with-{name}", but(SENT, person_id=f"person{char}1"))
+        for name, char in [
+            ("a-nul", "\x00"),
+            ("a-delete", "\x7f"),
+            ("a-c1-next-line", "\x85"),
+            ("a-no-break-space", "\xa0"),
+            ("a-soft-hyphen", "\xad"),
+            ("a-zero-width-space", "\u200b"),
+            ("a-zero-width-joiner", "\u200d"),
+            ("a-right-to-left-override", "\u202e"),
+            ("a-word-joiner", "\u2060"),
+            ("a-byte-order-mark", "\ufeff"),
+            ("an-ideographic-space", "\u3000"),
+        ]
+    ),
+    valid("person-id-with-braces", but(SENT, person_id="{3F2504E0-4F89-11D3-9A0C-0305E82C3301}")),
+    valid("person-id-with-letters-beyond-ascii", but(SENT, person_id="müller-\u6771\U0001f600")),
     # ---- occurred_at
     *(
         invalid(f"occurred-at-{at!r}", but(SENT, occurred_at=at))
