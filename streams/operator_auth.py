@@ -14,11 +14,13 @@ import hmac
 import urllib.parse
 from collections.abc import Awaitable, Callable
 from html import escape
+from pathlib import Path
 
 import faust
 from aiohttp import web
 from faust.web import View
 
+from schemas.errors import OptOutsError
 from streams.pages import page
 from streams.settings import Settings
 
@@ -26,8 +28,55 @@ COOKIE = "optouts_operator_token"
 PROTECTED = ("/people",)  # a path equal to one of these, or under it
 REFUSED = ("/table",)  # Faust's table views: table contents over HTTP
 _MAX_LOGIN_BYTES = 4096
+TOKEN_FILE = "operator-token"  # in the data dir: the token a worker generated, mode 0600
+MIN_TOKEN_CHARS = 16
+# `optouts run` on the embedded broker runs its worker in <data_dir>/embedded (streams/cli.py).
+_WORKER_DIRS = (".", "embedded")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class BadOperatorToken(OptOutsError):
+    """An operator token that cannot be used (too short, or a character a header cannot carry). The
+    message says where it came from and what is wrong, never the value."""
+
+
+def token_file(settings: Settings) -> Path:
+    """Where a worker started without `OPTOUTS_OPERATOR_TOKEN` keeps the token it generated."""
+    return settings.data_dir / TOKEN_FILE
+
+
+def operator_token(settings: Settings) -> str | None:
+    """The operator token a client on this machine sends: `OPTOUTS_OPERATOR_TOKEN` when set, else the
+    one a worker of this data dir generated at start (the newest, when `optouts worker` and `optouts
+    run` both left one), else None. Raises BadOperatorToken, naming no value, for one that cannot be
+    used."""
+    if settings.operator_token is not None:
+        return checked_token(settings.operator_token.get_secret_value(), "OPTOUTS_OPERATOR_TOKEN")
+    files = [settings.data_dir / where / TOKEN_FILE for where in _WORKER_DIRS]
+    found = [path for path in files if path.is_file()]
+    if not found:
+        return None
+    newest = max(found, key=lambda path: path.stat().st_mtime)
+    try:
+        text = newest.read_text(encoding="ascii", errors="replace").strip()
+    except OSError as exc:
+        raise BadOperatorToken(f"cannot read the operator token in {newest}: {exc.strerror}") from None
+    return checked_token(text, str(newest))
+
+
+def checked_token(token: str, source: str) -> str:
+    """`token`, when it is one: at least 16 visible ASCII characters (a header carries them as they
+    are). The error names `source`, never the value."""
+    if len(token) < MIN_TOKEN_CHARS:
+        raise BadOperatorToken(
+            f"{source} is too short for an operator token: use {MIN_TOKEN_CHARS} characters or more"
+        )
+    if not all("!" <= char <= "~" for char in token):
+        raise BadOperatorToken(
+            f"{source} holds a character an operator token cannot have: visible ASCII only, no spaces"
+        )
+    return token
 
 
 # ---- the pure core ----------------------------------------------------------------------------------
@@ -83,7 +132,7 @@ def register_operator_auth(app: faust.App, settings: Settings) -> None:
             return login_page(request.query.get("next"))
 
         async def post(self, request: web.Request) -> web.Response:
-            raw = await request.content.read(_MAX_LOGIN_BYTES + 1)
+            raw = await request.read()  # whole, however many writes it came in (client_max_size)
             if len(raw) > _MAX_LOGIN_BYTES:
                 return web.Response(text="the form is too large\n", status=413)
             form = urllib.parse.parse_qs(raw.decode("utf-8", "replace"))
