@@ -61,7 +61,10 @@ class ReplaySummary:
     appended: int = 0  # facts of the fold the person log lacked
     superseded: int = 0  # such facts already decided by a later fact in the log, not appended
     skipped: dict[str, int] = field(default_factory=dict)
-    republished: int = 0  # mis-keyed events the running generation had not published again yet
+    # Not folded where they are, as the workers forward them (streams.forwarding): their copies are.
+    miskeyed: int = 0  # keyed by another form of their entity
+    misplaced: dict[str, int] = field(default_factory=dict)  # on another partition: likely cause -> how many
+    republished: int = 0  # of those, the ones the running generation had not forwarded yet
     phones: int = 0
     persons: int = 0
     persons_listed: int = 0
@@ -72,12 +75,15 @@ class ReplaySummary:
 
     def lines(self) -> list[str]:
         skipped = ", ".join(f"{count:,} {why}" for why, count in self.skipped.items()) or "none"
+        misplaced = "; ".join(f"{count:,} {cause}" for cause, count in self.misplaced.items()) or "none"
         return [
             f"replayed into generation {self.generation} ({self.app_id}) in {self.seconds:.1f} s"
             f" ({self.events_per_s:,.0f} events/s)",
             f"  read           {self.messaging_events:,} messaging events,"
             f" {self.person_events:,} person events",
             f"  skipped        {skipped} (the workers keep them in {DEAD_LETTERS})",
+            f"  forwarded      {self.miskeyed:,} mis-keyed, {sum(self.misplaced.values()):,} misplaced"
+            f" ({misplaced}): their copies were folded; {self.republished:,} published again",
             f"  new facts      {self.appended:,} appended to {PERSON_EVENTS}, {self.superseded:,} already"
             " superseded by a later fact",
             f"  store          {self.phones:,} phones, {self.persons:,} persons"
@@ -104,20 +110,38 @@ async def replay(settings: Settings, *, switch: bool = True) -> ReplaySummary:
     # Stage 1: the messaging log up to its end now. What arrives later is for the new workers.
     messaging_spans = await snapshot(settings.brokers, [MESSAGING_EVENTS])
     fold = MessagingFold(settings.keywords)
-    messaging = await fold_messaging_log(settings, messaging_spans, fold, f"stage 1, {MESSAGING_EVENTS}")
+    messaging = await fold_messaging_log(
+        settings,
+        messaging_spans,
+        fold,
+        f"stage 1, {MESSAGING_EVENTS}",
+        await committed_offsets(settings, running.app_id, messaging_spans),
+    )
 
     # Stage 2: the person log, the new facts of the fold appended, and whatever arrived meanwhile.
     person_spans = await snapshot(settings.brokers, [PERSON_EVENTS])
     events: list[AnyPersonEvent] = []
-    persons = await read_person_log(settings, person_spans, events, f"stage 2, {PERSON_EVENTS}")
+    persons = await read_person_log(
+        settings,
+        person_spans,
+        events,
+        f"stage 2, {PERSON_EVENTS}",
+        await committed_offsets(settings, running.app_id, person_spans),
+    )
     facts = new_facts(fold.derived.values(), fold.positions, events)
     await send_all(settings, [(PERSON_EVENTS, None, e.person_id.encode(), encode(e)) for e in facts.append])
     tail_spans = await snapshot(settings.brokers, [PERSON_EVENTS], since=ends_of(person_spans))
-    tail = await read_person_log(settings, tail_spans, events, f"stage 2, {PERSON_EVENTS} (new facts)")
+    tail = await read_person_log(
+        settings,
+        tail_spans,
+        events,
+        f"stage 2, {PERSON_EVENTS} (new facts)",
+        await committed_offsets(settings, running.app_id, tail_spans),
+    )
     persons.partitions.update(tail.partitions)
     states = project_log(events)
 
-    summary.republished = await _republish_miskeyed(settings, running, [messaging, persons, tail])
+    summary.republished = await _republish_forwards(settings, running, [messaging, persons, tail])
     changelogs = [
         (
             changelog_topic(target.settings(settings), CONTACTS_TABLE),
@@ -149,6 +173,8 @@ async def replay(settings: Settings, *, switch: bool = True) -> ReplaySummary:
     summary.person_events = persons.events + tail.events
     summary.appended, summary.superseded = len(facts.append), len(facts.superseded)
     summary.skipped = dict(messaging.skipped + persons.skipped + tail.skipped)
+    summary.miskeyed = messaging.miskeyed + persons.miskeyed + tail.miskeyed
+    summary.misplaced = dict(messaging.misplaced + persons.misplaced + tail.misplaced)
     summary.phones, summary.persons = len(fold.contacts), len(states)
     summary.persons_listed = sum(1 for state in states.values() if state.entries)
     summary.entries = sum(len(state.entries) for state in states.values())
@@ -171,19 +197,20 @@ async def _new_generation(settings: Settings, running: Generation) -> Generation
     return target
 
 
-async def _republish_miskeyed(settings: Settings, running: Generation, reads: Iterable[LogRead]) -> int:
-    """Publish again, under the right key, each mis-keyed event the running generation has not done
-    that for yet (it does it when it reaches the event, which is after the switch for some): the
-    new generation starts after them. A copy made twice is folded once (same event id)."""
-    miskeyed = [found for read in reads for found in read.miskeyed]
-    if not miskeyed:
+async def _republish_forwards(settings: Settings, running: Generation, reads: Iterable[LogRead]) -> int:
+    """Publish again, under the right key and so on the right partition (murmur2), each mis-keyed
+    or misplaced event the running generation has not forwarded yet (it does it when it reaches the
+    event, which is after the switch for some): the new generation starts after them. A copy made
+    twice is folded once (same event id)."""
+    forwards = [found for read in reads for found in read.forwards]
+    if not forwards:
         return 0
     committed = await committed_offsets(
-        settings, running.app_id, {TopicPartition(r.topic, r.partition) for r, _, _ in miskeyed}
+        settings, running.app_id, {TopicPartition(r.topic, r.partition) for r, _, _ in forwards}
     )
     copies: list[Record] = [
         (record.topic, None, key.encode(), value)
-        for record, key, value in miskeyed
+        for record, key, value in forwards
         if committed.get(TopicPartition(record.topic, record.partition), 0) <= record.offset
     ]
     await send_all(settings, copies)

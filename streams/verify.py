@@ -14,6 +14,7 @@ import asyncio
 import json
 import time
 import urllib.parse
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TextIO
@@ -68,6 +69,9 @@ class Verification:
     # log does not give): the person log itself is then not the fold of the messaging log.
     underived: list[str] = field(default_factory=list)
     behind: int = 0  # events the running workers had not folded when the waits ended
+    # topic -> likely cause -> records on another partition than murmur2 of their key: not folded
+    # where they are (the workers forward them and fold the copy, and so does the offline fold)
+    misplaced: dict[str, Counter[str]] = field(default_factory=dict)
     # phone -> how its contacts in the stage 1 store (changelog) differ from the log's; compared on
     # request only (`contacts=True`): phones that change while verifying are not told apart yet.
     contacts_differences: dict[str, list[str]] = field(default_factory=dict)
@@ -87,12 +91,17 @@ async def verify(
 
     messaging_spans = await snapshot(settings.brokers, [MESSAGING_EVENTS])
     fold = MessagingFold(settings.keywords)
-    await fold_messaging_log(settings, messaging_spans, fold, f"stage 1, {MESSAGING_EVENTS}")
+    messaging = await fold_messaging_log(settings, messaging_spans, fold, f"stage 1, {MESSAGING_EVENTS}")
     # What the workers derive from these events must be in the person log before it is read.
     result.behind = await _until_folded(settings, running, ends_of(messaging_spans), wait)
     person_spans = await snapshot(settings.brokers, [PERSON_EVENTS])
     events: list[AnyPersonEvent] = []
-    await read_person_log(settings, person_spans, events, f"stage 2, {PERSON_EVENTS}")
+    person_log = await read_person_log(settings, person_spans, events, f"stage 2, {PERSON_EVENTS}")
+    result.misplaced = {
+        topic: read.misplaced
+        for topic, read in ((MESSAGING_EVENTS, messaging), (PERSON_EVENTS, person_log))
+        if read.misplaced
+    }
     # What the logs say: the person log, plus what the fold derives from the messaging log that the
     # person log lacks (lost by a worker, or a keyword changed since), placed as a replay would.
     missing = new_facts(fold.derived.values(), fold.positions, events)
@@ -251,6 +260,14 @@ def report(result: Verification, out: TextIO) -> int:
             f"note: {result.pending_facts:,} facts the fold derives from {MESSAGING_EVENTS} are not in"
             f" {PERSON_EVENTS} (a keyword setting changed since, or the workers missed them); the lists"
             " above are judged with them: `optouts replay` appends them",
+            file=out,
+        )
+    for topic, causes in result.misplaced.items():
+        print(
+            f"note: {causes.total():,} records of {topic} are on another partition than murmur2 of their"
+            f" key: {'; '.join(f'{count:,} {cause}' for cause, count in causes.most_common())}."
+            " The workers forward each to its key's partition and fold the copy there (the lists above"
+            " are judged so); fix the producer (docs/producers.md)",
             file=out,
         )
     if result.underived:
