@@ -33,6 +33,7 @@ from streams.admission import messaging_event
 from streams.admission import person_event as person_event_of
 from streams.batches import Fetched
 from streams.dead_letters import dead_letter
+from streams.forwarding import Forwarding
 from streams.metrics import Metrics
 from streams.sends import Sends
 from streams.settings import Settings
@@ -53,11 +54,10 @@ def register_agents(
     contacts_writes = TableWrites(sends, tables.contacts)
     opt_outs_writes = TableWrites(sends, tables.opt_outs)
 
-    def rekey(topic: str, record: Any, key: bytes, value: bytes) -> Awaitable[Any]:
-        # Tables are partitioned by the Kafka key: an event keyed by anything but its normalised
-        # entity would be folded on the wrong partition, so it is sent again under the right key.
-        metrics.rekeyed.labels(record.topic).inc()
-        return sends.send(topic, key, value)
+    # Tables are per partition: an event keyed by anything but its normalised entity, or placed on
+    # another partition than murmur2 of that key, would be folded in another partition's store than
+    # its entity's other events. It is forwarded there instead (streams.forwarding).
+    forward = Forwarding(sends, metrics, (MESSAGING_EVENTS, PERSON_EVENTS))
 
     def skip(record: Any, exc: DecodeError | FoldError) -> Awaitable[Any]:
         # The one policy for bad input: log where it is and why, count it, keep it aside in
@@ -82,8 +82,7 @@ def register_agents(
                 await skip(record, exc)
                 continue
             key = message.phone.encode()
-            if key != record.key:
-                await rekey(MESSAGING_EVENTS, record, key, encode(message))
+            if await forward.elsewhere(record, key, message):
                 continue
             contacts = states[key] if key in states else Contacts.from_json(stored(stored_contacts.get(key)))
             try:
@@ -119,8 +118,7 @@ def register_agents(
                 await skip(record, exc)
                 continue
             key = person_event.person_id.encode()
-            if key != record.key:
-                await rekey(PERSON_EVENTS, record, key, encode(person_event))
+            if await forward.elsewhere(record, key, person_event):
                 continue
             if key not in states:
                 state = stored(store.get(key))

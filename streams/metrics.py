@@ -47,7 +47,14 @@ class Metrics:
         )
         self.rekeyed = Counter(
             "optouts_rekeyed_events",
-            "Events whose Kafka key was not the normalised entity key.",
+            "Events whose Kafka key was not the normalised entity key: forwarded under it, not folded.",
+            ["topic"],
+            registry=r,
+        )
+        self.misplaced = Counter(
+            "optouts_misplaced_records",
+            "Records keyed right but on another partition than murmur2 of the key (a producer's"
+            " partitioner other than Kafka's default): forwarded to their partition, not folded.",
             ["topic"],
             registry=r,
         )

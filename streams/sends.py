@@ -36,6 +36,12 @@ class Sends:
         future.add_done_callback(self._delivered)
         return future
 
+    async def partition_count(self, topic: str) -> int:
+        """The partitions of `topic` in the producer's metadata (fetched first if it has none): what
+        a keyed send is placed among."""
+        partitions = await self._producer.partitions_for(topic)
+        return len(partitions)
+
     def new_batch(self) -> Any:
         """An empty aiokafka record batch (`append(key=, value=, timestamp=)`; None once full)."""
         return self._producer.create_batch()

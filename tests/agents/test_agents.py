@@ -17,15 +17,18 @@ from aiokafka.structs import ConsumerRecord
 from schemas.codec import encode
 from schemas.events import OptOutCleared, OptOutRecorded
 from streams.batches import Fetched
+from streams.placement import expected_partition
 from streams.settings import Settings
-from streams.tables import stored
+from streams.tables import partition_store, stored
 from streams.topics import MESSAGING_EVENTS, OPT_OUTS, PERSON_EVENTS, create_topics
 from streams.worker import Service, build_service
 from tests.factories import received, sent, unique, unique_phone
 from tests.integration.kafka import latest_values
+from tests.integration.test_placement import placed
 
 pytestmark = pytest.mark.integration
 SENDER = "+14155550100"
+PARTITIONS = Settings.model_fields["partitions"].default  # of the input topics, as run_agent creates them
 
 Scenario = Callable[[Service, Any], Awaitable[None]]  # (service, Faust's agent test wrapper)
 
@@ -55,17 +58,24 @@ def put(agent: Any, key: str, value: dict[str, Any] | bytes) -> Awaitable[Any]:
     return put_batch(agent, [(key, value)])
 
 
-def put_batch(agent: Any, records: list[tuple[str, dict[str, Any] | bytes | None]]) -> Awaitable[Any]:
+def put_batch(
+    agent: Any, records: list[tuple[str, dict[str, Any] | bytes | None]], partition: int | None = None
+) -> Awaitable[Any]:
     """Hand the agent (key, value) records as one fetched batch of one partition, as the worker's
-    consumer does (streams.batches), and wait until it has handled them all."""
+    consumer does (streams.batches), and wait until it has handled them all. The partition is the
+    one murmur2 of the first key gives (`partition` to place the batch elsewhere)."""
     topic = {"resolve": MESSAGING_EVENTS, "project": PERSON_EVENTS}[agent.name]
+    if partition is None:
+        partition = expected_partition(records[0][0].encode(), PARTITIONS)
     batch = []
     now = int(time.time() * 1000)  # logged now, as a producer's CreateTime
     for offset, (key, value) in enumerate(records):
         raw = json.dumps(value).encode() if isinstance(value, dict) else value
         size = len(raw) if raw is not None else -1
-        batch.append(ConsumerRecord(topic, 0, offset, now, 0, key.encode(), raw, None, len(key), size, ()))
-    return agent.put(Fetched(topic, 0, batch), partition=0)
+        batch.append(
+            ConsumerRecord(topic, partition, offset, now, 0, key.encode(), raw, None, len(key), size, ())
+        )
+    return agent.put(Fetched(topic, partition, batch), partition=partition)
 
 
 def metric(service: Service, name: str, **labels: str) -> float:
@@ -197,6 +207,52 @@ def test_resolve_rekeys_an_event_keyed_by_another_form_of_the_phone(
 
     service = run_agent(kafka_brokers, tmp_path, "resolve", scenario)
     assert metric(service, "optouts_rekeyed_events_total", topic="sms-messaging-events") == 1
+
+
+def test_resolve_forwards_an_event_on_another_partition_than_its_phones_and_does_not_fold_it_there(
+    kafka_brokers: str, tmp_path: Path
+) -> None:
+    person, phone = unique("person"), unique_phone()
+    home = expected_partition(phone.encode(), PARTITIONS)
+    landed = (home + 1) % PARTITIONS  # as a producer with another partitioner placed it
+    send = sent(person, phone, SENDER)
+
+    async def scenario(service: Service, agent: Any) -> None:
+        await put_batch(agent, [(phone, send)], partition=landed)
+        assert partition_store(service.tables.contacts, landed).get(phone.encode()) is None
+
+    service = run_agent(kafka_brokers, tmp_path, "resolve", scenario)
+    assert metric(service, "optouts_misplaced_records_total", topic="sms-messaging-events") == 1
+    assert metric(service, "optouts_rekeyed_events_total", topic="sms-messaging-events") == 0
+    # The copy is on the phone's own partition, under its key, where the workers fold it.
+    [(partition, copy)] = placed(kafka_brokers, MESSAGING_EVENTS, phone)
+    assert (partition, copy["event_id"]) == (home, send["event_id"])
+
+
+def test_project_forwards_an_event_on_another_partition_than_its_persons(
+    kafka_brokers: str, tmp_path: Path
+) -> None:
+    person = unique("person")
+    home = expected_partition(person.encode(), PARTITIONS)
+    landed = (home + 1) % PARTITIONS
+    recorded = OptOutRecorded(
+        event_id=unique("evt"),
+        occurred_at=datetime(2026, 11, 27, 9, 0, tzinfo=UTC),
+        person_id=person,
+        sender=SENDER,
+        phone=unique_phone(),
+        cause="send_blocked",
+        source_event_id=unique("SM"),
+    )
+
+    async def scenario(service: Service, agent: Any) -> None:
+        await put_batch(agent, [(person, encode(recorded))], partition=landed)
+        assert partition_store(service.tables.opt_outs, landed).get(person.encode()) is None
+
+    service = run_agent(kafka_brokers, tmp_path, "project", scenario)
+    assert metric(service, "optouts_misplaced_records_total", topic="sms-person-events") == 1
+    [(partition, copy)] = placed(kafka_brokers, PERSON_EVENTS, person)
+    assert (partition, copy["event_id"]) == (home, recorded.event_id)
 
 
 def test_project_folds_the_person_log_and_publishes_the_whole_list(
