@@ -57,6 +57,8 @@ def create_app(settings: Settings) -> faust.App:
         web_bind=settings.web_host,
         web_host=settings.web_host,
         web_port=settings.web_port,
+        # The largest body any view reads (a Twilio webhook's 64 KiB); each view has its own limit too.
+        web_application_options={"client_max_size": 64 * 1024},
         web_in_thread=False,
         # Faust's /table/... views would serve any table's contents to anyone who asks.
         web_tables_enabled=False,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+import urllib.parse
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -22,18 +23,26 @@ from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 from projections.opt_outs import PersonOptOuts
 from projections.overrides import override
 from projections.point_in_time import as_of
-from schemas.errors import AmbiguousEntry, InvalidNumber, NotOnList
-from schemas.events import PERSON_ID_PATTERN, OptOutOverridden
-from schemas.phones import normalise_phone, normalise_sender
+from schemas import inputs
+from schemas.errors import AmbiguousEntry, NotOnList
+from schemas.events import AnyPersonEvent, OptOutOverridden
+from schemas.inputs import InvalidInput, excerpt
 from streams.broker_watch import BrokerWatch, readiness
+from streams.http_errors import error_response
 from streams.metrics import CONTENT_TYPE, Metrics
 from streams.override_log import NotAppended, OverrideLog
 from streams.routing import on_owner
 from streams.settings import Settings
 from streams.tables import Tables, stored
 
-_PERSON_ID = re.compile(PERSON_ID_PATTERN)
 MAX_BODY_BYTES = 16 * 1024
+# A path segment that is a person id: any character but '/' (aiohttp's default also refuses '{' and
+# '}', which a person id may hold); `person_key` then applies the contract's definition.
+PERSON = "{person_id:[^/]+}"
+IDEMPOTENCY_KEY = "Idempotency-Key"
+_IDEMPOTENCY_KEY = re.compile(r"[!-~]{1,200}")  # visible ASCII, as HTTP header values are
+# The namespace of override ids derived from an Idempotency-Key (uuid5 of person and key).
+_OVERRIDE_IDS = uuid.UUID("0b3c5a4e-8f1d-5c2b-9a57-6e0d3f1c2b71")
 
 
 class OverrideRequest(BaseModel):
@@ -43,7 +52,7 @@ class OverrideRequest(BaseModel):
 
     actor: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
     reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
-    phone: str | None = None
+    phone: Annotated[str, StringConstraints(max_length=64)] | None = None
 
 
 class BadRequest(Exception):
@@ -51,13 +60,15 @@ class BadRequest(Exception):
         self, status: int, error: str, headers: dict[str, str] | None = None, **details: Any
     ) -> None:
         super().__init__(error)
-        self.response = web.json_response({"error": error, **details}, status=status, headers=headers)
+        self.response = error_response(status, error, headers, **details)
 
 
 def person_key(person_id: str) -> str:
-    if not _PERSON_ID.match(person_id):
-        raise BadRequest(422, f"person id {person_id[:140]!r} must be 1 to 128 characters, no '/' or spaces")
-    return person_id
+    """The person id of a path, as the log defines it (`schemas.inputs.person_id`), or a 422."""
+    try:
+        return inputs.person_id(person_id)
+    except InvalidInput as exc:
+        raise BadRequest(422, str(exc)) from None
 
 
 def load_person(tables: Tables, person_id: str) -> PersonOptOuts:
@@ -69,22 +80,43 @@ _OFFSET_AS_SPACE = re.compile(r"(T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?) (\d{2}:\d{2}
 
 
 def parse_as_of(raw: str | None, *, naive_is_utc: bool = False) -> datetime | None:
-    """The `as_of` query parameter: an RFC 3339 time with its offset (`2026-11-27T09:05:00Z`), or
-    None when absent. The operator's page, whose times are all UTC, may pass one without offset."""
+    """The `as_of` query parameter: an RFC 3339 time with its offset (`2026-11-27T09:05:00Z`), in
+    UTC, or None when absent. The operator's page, whose times are all UTC, may pass one without."""
     if raw is None or not raw.strip():
         return None
-    text = _OFFSET_AS_SPACE.sub(r"\1+\2", raw.strip())
     try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
+        return inputs.timestamp(_OFFSET_AS_SPACE.sub(r"\1+\2", raw.strip()), naive_is_utc=naive_is_utc)
+    except InvalidInput as exc:
+        raise BadRequest(422, f"as_of {excerpt(raw)} {exc.problem}") from None
+
+
+def override_id(person_id: str, idempotency_key: str | None) -> str:
+    """The override's event id: derived from the client's Idempotency-Key when it sent one (a retry
+    then makes the same event, which the fold applies once), else a new one."""
+    if idempotency_key is None:
+        return str(uuid.uuid4())
+    if not _IDEMPOTENCY_KEY.fullmatch(idempotency_key):
         raise BadRequest(
-            422, f"as_of {raw[:64]!r} is not an RFC 3339 time, such as 2026-11-27T09:05:00Z"
-        ) from None
-    if moment.tzinfo is None:
-        if not naive_is_utc:
-            raise BadRequest(422, f"as_of {raw[:64]!r} has no UTC offset: end it with Z or +hh:mm")
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+            422, f"{IDEMPOTENCY_KEY} {excerpt(idempotency_key)} must be 1 to 200 visible ASCII characters"
+        )
+    return str(uuid.uuid5(_OVERRIDE_IDS, f"{person_id}/{idempotency_key}"))  # no '/' in a person id
+
+
+def earlier_override(
+    history: tuple[AnyPersonEvent, ...] | list[AnyPersonEvent], event_id: str, sender: str, phone: str | None
+) -> OptOutOverridden | None:
+    """The override already in the history under `event_id` (a retry), or None; a 422 when that id
+    is another change, or removed another entry (an Idempotency-Key used twice)."""
+    done = next((event for event in history if event.event_id == event_id), None)
+    if done is None:
+        return None
+    if not isinstance(done, OptOutOverridden) or done.sender != sender or phone not in (None, done.phone):
+        raise BadRequest(
+            422,
+            f"this {IDEMPOTENCY_KEY} was used for another change ({done.type} of {done.sender} at"
+            f" {done.phone}): use a new key for a new override",
+        )
+    return done
 
 
 def register_views(
@@ -104,7 +136,7 @@ def register_views(
         except BadRequest as bad:
             return bad.response
 
-    @app.page("/people/{person_id}/sms-opt-outs")
+    @app.page(f"/people/{PERSON}/sms-opt-outs")
     async def opt_outs(view: View, request: Request, person_id: str) -> Response:
         async def handle() -> web.Response:
             state = load_person(tables, person_id)
@@ -120,7 +152,7 @@ def register_views(
             return bad.response
         return await for_person(request, person_id, handle)
 
-    @app.page("/people/{person_id}/sms-opt-outs/history")
+    @app.page(f"/people/{PERSON}/sms-opt-outs/history")
     async def history(view: View, request: Request, person_id: str) -> Response:
         async def handle() -> web.Response:
             changes = [event.model_dump(mode="json") for event in load_person(tables, person_id).history]
@@ -128,7 +160,7 @@ def register_views(
 
         return await for_person(request, person_id, handle)
 
-    @app.page("/people/{person_id}/sms-opt-outs/{sender}")
+    @app.page(f"/people/{PERSON}/sms-opt-outs/{{sender}}")
     class Override(View):
         async def delete(self, request: Request, person_id: str, sender: str) -> Response:
             async def handle() -> web.Response:
@@ -141,19 +173,25 @@ def register_views(
 
     async def remove(request: Request, person_id: str, sender: str) -> web.Response:
         body = await read_override(request)
+        region = settings.default_region
         try:
-            sender = normalise_sender(sender, settings.default_region)
-            phone = normalise_phone(body.phone, settings.default_region) if body.phone else None
-        except InvalidNumber as exc:
-            raise BadRequest(422, str(exc)) from exc
+            sender = inputs.sender(sender, region)
+            phone = inputs.phone(body.phone, region) if body.phone else None
+        except InvalidInput as exc:
+            raise BadRequest(422, str(exc)) from None
+        event_id = override_id(person_id, request.headers.get(IDEMPOTENCY_KEY))
+        state = load_person(tables, person_id)
+        done = earlier_override(state.history, event_id, sender, phone)
+        if done is not None:  # a retry of an override that is in the log: nothing more to append
+            return web.json_response({**done.model_dump(mode="json"), "list_updated": True})
         try:
             event = override(
-                load_person(tables, person_id),
+                state,
                 sender,
                 phone,
                 actor=body.actor,
                 reason=body.reason,
-                override_id=str(uuid.uuid4()),
+                override_id=event_id,
                 at=datetime.now(UTC),
             )
         except NotOnList as exc:
@@ -165,12 +203,20 @@ def register_views(
         return web.json_response({**event.model_dump(mode="json"), "list_updated": shown})
 
     async def append(event: OptOutOverridden) -> None:
-        """Into the person log, acknowledged by the brokers (acks=all), or a 503 and never appended."""
+        """Into the person log, acknowledged by the brokers (acks=all); else a 503 whose outcome is
+        unknown: a write that was not acknowledged in time may still reach the log."""
         try:
             await overrides.append(event)
         except NotAppended as exc:
+            history = f"/people/{urllib.parse.quote(event.person_id, safe='')}/sms-opt-outs/history"
             raise BadRequest(
-                503, f"the override could not be written to the log: {exc}", headers={"Retry-After": "5"}
+                503,
+                f"the brokers did not acknowledge the override in time ({exc}): it may or may not be"
+                f" in the log. Look for event_id {event.event_id} in GET {history} before deciding;"
+                f" a retry with the same {IDEMPOTENCY_KEY} never appends a second override",
+                headers={"Retry-After": "5"},
+                event_id=event.event_id,
+                history=history,
             ) from exc
 
     async def until_folded(person_id: str, event: OptOutOverridden) -> bool:
@@ -206,7 +252,9 @@ def register_views(
 
 
 async def read_override(request: Request) -> OverrideRequest:
-    raw = await request.content.read(MAX_BODY_BYTES + 1)
+    if (request.content_length or 0) > MAX_BODY_BYTES:
+        raise BadRequest(413, f"the body is over {MAX_BODY_BYTES} bytes")
+    raw = await request.read()  # all of it, however many writes it came in (within client_max_size)
     if len(raw) > MAX_BODY_BYTES:
         raise BadRequest(413, f"the body is over {MAX_BODY_BYTES} bytes")
     try:

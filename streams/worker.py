@@ -13,6 +13,7 @@ from streams.agents import register_agents
 from streams.app import create_app
 from streams.broker_watch import BrokerWatch, register_broker_watch
 from streams.generations import Restart, current_generation, restart_process, watch_generation
+from streams.http_errors import install as install_json_errors
 from streams.metrics import Metrics
 from streams.operator_auth import register_operator_auth
 from streams.pages import register_pages
@@ -43,6 +44,7 @@ def build_service(settings: Settings) -> Service:
     register_agents(app, settings, topics, tables, metrics)
     watch = register_broker_watch(app, settings, metrics)
     register_operator_auth(app, settings)
+    install_json_errors(app.web.web_app)
     register_views(app, settings, tables, metrics, watch)
     register_pages(app, tables)
     register_twilio_views(app, settings, topics, metrics)
