@@ -25,7 +25,7 @@ test-unit: $(STAMP)  ## the pure core only: no broker
 test-integration: $(STAMP)  ## agents and integration tests, on a broker
 	$(BIN)/python -m pytest tests/agents tests/integration
 
-bench: $(STAMP)  ## throughput, latency and memory on the embedded broker (or OPTOUTS_KAFKA_BROKERS)
+bench: $(STAMP)  ## throughput, latency and memory of each mix (BENCH_ARGS="--baseline REF": against a commit)
 	$(BIN)/optouts bench $(BENCH_ARGS)
 
 soak: $(STAMP)  ## crash soak: SIGKILL and restart a worker while events stream in; every list must be the log's fold

@@ -1,5 +1,6 @@
-"""`optouts bench` (`make bench`): throughput, latency and memory of the whole service, measured on one
-generated log on the embedded broker (or OPTOUTS_KAFKA_BROKERS). Prints progress, then one JSON line.
+"""`optouts bench` (`make bench`): throughput, latency and memory of the whole service, measured on
+generated logs (mixes) on the embedded broker (or OPTOUTS_KAFKA_BROKERS). Prints progress, then one
+JSON line per mix; with `--baseline REF`, the same for another commit side by side (streams.bench_compare).
 
 Figures are printed, never asserted: the machine is shared and noisy, so compare within one run.
 """
@@ -19,12 +20,14 @@ import sys
 import tempfile
 import time
 import uuid
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from streams.bench_compare import Option, compare
 from streams.broker import EmbeddedBroker, free_port
 from streams.recovery import log_end_offsets
 from streams.replay import replay
@@ -35,10 +38,42 @@ from streams.workload import generate
 MARKER_SENDER = "+14155550000"
 
 
+# What each mix is; all are `streams.workload`'s mix of events, over different numbers of persons.
+MIXES = {
+    "cold": "over --persons persons, most sends to a phone not seen before",
+    "steady": "over --steady-persons persons, phones repeat: most sends to known recipients",
+}
+# Passed on as they are to a bench of another commit (--baseline), which may lack the newer ones.
+FORWARDED = [
+    ("--events", "events"),
+    ("--persons", "persons"),
+    ("--steady-persons", "steady_persons"),
+    ("--samples", "samples"),
+    ("--background-rate", "background_rate"),
+    ("--read-rate", "read_rate"),
+    ("--read-seconds", "read_seconds"),
+    ("--seed", "seed"),
+    ("--workers", "workers"),
+]
+
+
 def add_bench_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    bench = commands.add_parser("bench", help="measure throughput, latency and memory; print one JSON line")
+    bench = commands.add_parser(
+        "bench", help="measure throughput, latency and memory; print one JSON line per mix"
+    )
     bench.add_argument("-n", "--events", type=int, default=200_000, help="input events in the log (200000)")
     bench.add_argument("--persons", type=int, default=100_000, help="distinct persons (100000)")
+    bench.add_argument(
+        "--steady-persons", type=int, default=10_000, help="distinct persons of the steady mix (10000)"
+    )
+    bench.add_argument(
+        "--mixes",
+        type=mix_list,
+        default=None,
+        help="the logs measured, in order, each on a fresh log: "
+        + "; ".join(f"{name}: {what}" for name, what in MIXES.items())
+        + " (cold,steady; cold alone on OPTOUTS_KAFKA_BROKERS, which holds one log)",
+    )
     bench.add_argument("--samples", type=int, default=200, help="STOP latency samples (200)")
     bench.add_argument("--background-rate", type=int, default=1000, help="events/s of load during them")
     bench.add_argument("--read-rate", type=int, default=500, help="GET requests/s for read latency (500)")
@@ -50,7 +85,44 @@ def add_bench_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
         default=1,
         help="worker processes sharing the partitions, as on one machine (1)",
     )
-    bench.set_defaults(handler=lambda args, settings: asyncio.run(bench_command(args, settings)))
+    bench.add_argument(
+        "--baseline",
+        metavar="REF",
+        help="also bench commit REF (a temporary git worktree, run with this virtualenv), back to back"
+        " with this checkout, each run on a fresh embedded broker; print both and their ratios",
+    )
+    bench.add_argument(
+        "--rounds", type=int, default=1, help="with --baseline: this, baseline, this, baseline... (1)"
+    )
+
+    def handle(args: argparse.Namespace, settings: Settings) -> int:
+        if args.baseline is None:
+            return asyncio.run(bench_command(args, settings))
+        options = [Option(flag, getattr(args, dest), bench.get_default(dest)) for flag, dest in FORWARDED]
+        return compare(args.baseline, args.mixes or list(MIXES), options, args.rounds, settings)
+
+    bench.set_defaults(handler=handle)
+
+
+def mix_list(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in MIXES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"mixes are {', '.join(MIXES)}, comma-separated; not {text!r}")
+    return names
+
+
+def mixes(args: argparse.Namespace, settings: Settings) -> list[str]:
+    """The mixes asked for. Each needs an empty log, and the topic names are fixed: a broker we are
+    given holds one."""
+    if args.mixes is None:
+        if settings.brokers and args.baseline is None:
+            progress("OPTOUTS_KAFKA_BROKERS holds one log: the cold mix only (--mixes steady for the other)")
+            return ["cold"]
+        return list(MIXES)
+    if settings.brokers and len(args.mixes) > 1:
+        raise SystemExit("OPTOUTS_KAFKA_BROKERS holds one log: pass one mix (--mixes cold or --mixes steady)")
+    return list(args.mixes)
 
 
 def progress(message: str) -> None:
@@ -58,18 +130,26 @@ def progress(message: str) -> None:
 
 
 async def bench_command(args: argparse.Namespace, settings: Settings) -> int:
+    for mix in mixes(args, settings):
+        figures = await measure_mix(args, settings, mix)
+        print(json.dumps({"mix": mix, **figures}), flush=True)
+    return 0
+
+
+async def measure_mix(args: argparse.Namespace, settings: Settings, mix: str) -> dict[str, Any]:
+    """One mix on an empty log: a fresh embedded broker of its own unless one is configured."""
+    persons = args.steady_persons if mix == "steady" else args.persons
+    progress(f"the {mix} mix")
     broker = None if settings.brokers else EmbeddedBroker().start()
     if broker is not None:
         settings = settings.model_copy(update={"kafka_brokers": broker.address})
-    work = Path(tempfile.mkdtemp(prefix="optouts-bench-"))
+    work = Path(tempfile.mkdtemp(prefix=f"optouts-bench-{mix}-"))
     try:
-        figures = await measure(args, settings, work)
+        return await measure(argparse.Namespace(**{**vars(args), "persons": persons}), settings, work)
     finally:
         if broker is not None:
             broker.stop()
         shutil.rmtree(work, ignore_errors=True)
-    print(json.dumps(figures), flush=True)
-    return 0
 
 
 async def measure(args: argparse.Namespace, settings: Settings, work: Path) -> dict[str, Any]:
@@ -79,15 +159,20 @@ async def measure(args: argparse.Namespace, settings: Settings, work: Path) -> d
     if any(already.values()):
         raise SystemExit(f"{MESSAGING_EVENTS} already holds events: run the benchmark on an empty cluster")
     progress(f"producing {args.events:,} events for {args.persons:,} persons on {','.join(servers)}")
-    events = [json.dumps(event).encode() for event in generate(args.events - 2, args.persons, args.seed)]
     marker = f"bench-marker-{uuid.uuid4().hex[:8]}"
     marker_phone = "+19995550100"
-    events += [
-        json.dumps(_marker_event("message.sent", marker, marker_phone)).encode(),
-        json.dumps(_marker_event("message.received", marker, marker_phone)).encode(),
+    events = [
+        (event["phone"].encode(), json.dumps(event).encode())
+        for event in chain(
+            generate(args.events - 2, args.persons, args.seed),
+            [
+                _marker_event("message.sent", marker, marker_phone),
+                _marker_event("message.received", marker, marker_phone),
+            ],
+        )
     ]
     started = time.perf_counter()
-    await produce(servers, [(json.loads(value)["phone"].encode(), value) for value in events])
+    await produce(servers, events)
     progress(f"produced in {time.perf_counter() - started:.1f} s")
 
     raw = await raw_consume(servers, len(events))
