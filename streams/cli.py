@@ -1,14 +1,27 @@
 """`optouts`: the service's command line. The service commands (run, worker, create-topics) live here;
-other groups of commands live in their own modules and register themselves through `add_commands`."""
+other groups of commands live in their own modules and register themselves through `add_commands`.
+
+Every expected failure (a bad setting or argument, brokers or an API that do not answer) is one line
+on stderr and the command's exit status (`could_not_run`, 1 unless the command says otherwise; 2
+for a usage error), never a traceback, never a secret's value.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import shutil
 import sys
 from collections.abc import Callable
+from typing import NoReturn
 
+from aiokafka.errors import KafkaError
+from pydantic import SecretStr, ValidationError
+from pydantic_settings import SettingsError
+
+from schemas.errors import OptOutsError
+from streams.api_client import BadApiUrl
 from streams.bench import add_bench_commands
 from streams.broker import EmbeddedBroker, stop_child
 from streams.dead_letters_cli import add_dead_letter_commands
@@ -24,15 +37,82 @@ from streams.worker import run_worker
 Handler = Callable[[argparse.Namespace, Settings], int]
 CommandGroup = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
+EXIT_FAILED = 1  # the command could not run (unless it says otherwise with `could_not_run`)
+EXIT_USAGE = 2  # argparse's own status for a bad argument
+_OWN_LOGGERS = ("streams", "schemas", "projections")
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, with a usage error on one line (the usage is one `--help` away)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="optouts", description="Event-sourced SMS opt-out lists.")
+    parser = OneLineParser(prog="optouts", description="Event-sourced SMS opt-out lists.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add_commands in command_groups():
         add_commands(commands)
     args = parser.parse_args(argv)
+    own_lines_only()
+    sys.exit(run_command(args))
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """The handler's exit status; an expected failure is one line on stderr and `could_not_run`."""
+    could_not_run: int = getattr(args, "could_not_run", EXIT_FAILED)
+    try:
+        settings = Settings()
+    except (ValidationError, SettingsError) as exc:
+        return failed(args, f"bad settings: {settings_problems(exc)}", could_not_run)
     handler: Handler = args.handler
-    sys.exit(handler(args, Settings()))
+    try:
+        return handler(args, settings)
+    except BadApiUrl as exc:
+        return failed(args, str(exc), EXIT_USAGE)
+    except OptOutsError as exc:
+        return failed(args, str(exc), could_not_run)
+    except KafkaError as exc:
+        brokers = settings.kafka_brokers or "the embedded broker"
+        return failed(
+            args, f"the Kafka brokers at {brokers} do not answer ({type(exc).__name__})", could_not_run
+        )
+    except OSError as exc:  # a port in use, a data dir that cannot be written, ...
+        return failed(args, f"{type(exc).__name__}: {exc}", could_not_run)
+    except KeyboardInterrupt:
+        return 130
+
+
+def failed(args: argparse.Namespace, message: str, status: int) -> int:
+    print(f"optouts {args.command}: {' '.join(message.split())}", file=sys.stderr, flush=True)
+    return status
+
+
+def settings_problems(exc: ValidationError | SettingsError) -> str:
+    """Each bad setting by its variable and what is wrong, on one line; a secret's value is never
+    shown, another's as an excerpt."""
+    if isinstance(exc, SettingsError):
+        return str(exc)
+    problems = []
+    for error in exc.errors(include_url=False):
+        name = str(error["loc"][0]) if error["loc"] else ""
+        field = Settings.model_fields.get(name)
+        secret = field is None or "SecretStr" in str(field.annotation) or field.annotation is SecretStr
+        shown = "" if secret or "input" not in error else f" (got {str(error['input'])[:40]!r})"
+        problems.append(f"OPTOUTS_{name.upper()}: {error['msg']}{shown}")
+    return "; ".join(problems)
+
+
+def own_lines_only() -> None:
+    """A command's stderr carries its own lines: the Kafka client's and asyncio's log records (a
+    broker that does not answer, a consumer a failed start left unclosed) stay out of it. A worker
+    replaces this with its own logging once it starts."""
+    handler = logging.StreamHandler()
+    handler.addFilter(lambda record: record.name.split(".")[0] in _OWN_LOGGERS)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
 
 
 def command_groups() -> list[CommandGroup]:
@@ -61,6 +141,10 @@ def add_service_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
 
 
 def create_topics_command(settings: Settings) -> int:
+    if not settings.brokers:
+        raise OptOutsError(
+            "OPTOUTS_KAFKA_BROKERS is not set: point it at the brokers to create the topics on"
+        )
     created = asyncio.run(create_topics(settings))
     print("created: " + (", ".join(created) or "nothing, every topic exists"))
     return 0

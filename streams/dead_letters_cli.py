@@ -128,7 +128,7 @@ def add_dead_letter_commands(commands: argparse._SubParsersAction[argparse.Argum
     listing.add_argument("--topic", help="only those from this source topic")
     listing.add_argument("--key", help="only those with this key (UTF-8)")
     listing.add_argument("--json", action="store_true", help="one JSON object per line, with its id")
-    listing.set_defaults(handler=list_command)
+    listing.set_defaults(handler=list_command, could_not_run=2)
     again = actions.add_parser(
         "republish", help="publish a dead letter's value again, fixed, to its topic under its key"
     )
@@ -136,7 +136,7 @@ def add_dead_letter_commands(commands: argparse._SubParsersAction[argparse.Argum
     values = again.add_mutually_exclusive_group()
     values.add_argument("--value", help="the fixed value, JSON")
     values.add_argument("--value-file", type=Path, help="a file holding the fixed value")
-    again.set_defaults(handler=republish_command)
+    again.set_defaults(handler=republish_command, could_not_run=2)
 
 
 def list_command(args: argparse.Namespace, settings: Settings) -> int:

@@ -6,33 +6,52 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import urllib.error
-import urllib.parse
-import urllib.request
 from typing import Any
 
+from schemas.inputs import InvalidInput
+from schemas.inputs import person_id as checked_person_id
+from streams.api_client import Api, BadApiUrl, api_url
 from streams.settings import Settings
 
 EXIT_REFUSED = 1  # the service answered no (not listed, bad input)
-EXIT_UNREACHABLE = 3  # no answer from the service
+EXIT_UNREACHABLE = 3  # no answer from the service (`optouts` prints why: streams.cli)
+
+
+def api_argument(text: str) -> str:
+    """`--api`: checked here, so that a malformed URL is a usage error."""
+    try:
+        api_url(text)
+    except BadApiUrl as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def person_argument(text: str) -> str:
+    """A person id as the log defines it (`schemas.inputs`)."""
+    try:
+        return checked_person_id(text)
+    except InvalidInput as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_operator_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     people = commands.add_parser("people", help="show a person's SMS opt-outs and history; remove an entry")
+    people.set_defaults(could_not_run=EXIT_UNREACHABLE)
     people.add_argument(
         "--api",
+        type=api_argument,
         help="the service's base URL (default: OPTOUTS_API_URL, else http://OPTOUTS_WEB_HOST:OPTOUTS_WEB_PORT)",
     )
     people.add_argument("--json", action="store_true", help="print the API's JSON instead of a table")
     actions = people.add_subparsers(dest="action", required=True, metavar="ACTION")
     show = actions.add_parser("show", help="the senders a person opted out of")
-    show.add_argument("person_id")
+    show.add_argument("person_id", type=person_argument)
     show.set_defaults(handler=show_command)
     history = actions.add_parser("history", help="every change of a person's list, oldest first")
-    history.add_argument("person_id")
+    history.add_argument("person_id", type=person_argument)
     history.set_defaults(handler=history_command)
     remove = actions.add_parser("remove", help="remove a sender from a person's list (an audited override)")
-    remove.add_argument("person_id")
+    remove.add_argument("person_id", type=person_argument)
     remove.add_argument("sender")
     remove.add_argument("--actor", required=True, help="who removes it (your name or email)")
     remove.add_argument("--reason", required=True, help="why")
@@ -41,7 +60,7 @@ def add_operator_commands(commands: argparse._SubParsersAction[argparse.Argument
 
 
 def show_command(args: argparse.Namespace, settings: Settings) -> int:
-    status, body = call(args, settings, "GET", f"/people/{quote(args.person_id)}/sms-opt-outs")
+    status, body = call(args, settings, "GET", "people", args.person_id, "sms-opt-outs")
     if status != 200:
         return refused(status, body)
     if args.json:
@@ -59,7 +78,7 @@ def show_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def history_command(args: argparse.Namespace, settings: Settings) -> int:
-    status, body = call(args, settings, "GET", f"/people/{quote(args.person_id)}/sms-opt-outs/history")
+    status, body = call(args, settings, "GET", "people", args.person_id, "sms-opt-outs", "history")
     if status != 200:
         return refused(status, body)
     if args.json:
@@ -89,8 +108,9 @@ def history_command(args: argparse.Namespace, settings: Settings) -> int:
 
 def remove_command(args: argparse.Namespace, settings: Settings) -> int:
     body = {"actor": args.actor, "reason": args.reason, **({"phone": args.phone} if args.phone else {})}
-    path = f"/people/{quote(args.person_id)}/sms-opt-outs/{quote(args.sender)}"
-    status, event = call(args, settings, "DELETE", path, body)
+    status, event = call(
+        args, settings, "DELETE", "people", args.person_id, "sms-opt-outs", args.sender, body=body
+    )
     if status != 200:
         return refused(status, event)
     if args.json:
@@ -102,26 +122,10 @@ def remove_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def call(
-    args: argparse.Namespace, settings: Settings, method: str, path: str, body: Any = None
+    args: argparse.Namespace, settings: Settings, method: str, *segments: str, body: Any = None
 ) -> tuple[int, Any]:
-    base = args.api or settings.service_url
-    data = json.dumps(body).encode() if body is not None else None
-    headers = {"Content-Type": "application/json"}
-    if settings.operator_token is not None:  # the service asks for it when it has one
-        headers["Authorization"] = f"Bearer {settings.operator_token.get_secret_value()}"
-    request = urllib.request.Request(base.rstrip("/") + path, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        try:
-            return error.code, json.loads(error.read())
-        except ValueError:
-            return error.code, {"error": error.reason}
-    except (urllib.error.URLError, OSError) as error:
-        reason = getattr(error, "reason", error)
-        print(f"error: no answer from the service at {base}: {reason}", file=sys.stderr)
-        sys.exit(EXIT_UNREACHABLE)
+    """The API's answer, with the operator token sent (streams.api_client); NoAnswer when none."""
+    return Api.of(settings, args.api).call(method, *segments, body=body)
 
 
 def refused(status: int, body: Any) -> int:
@@ -136,10 +140,6 @@ def describe(cause: str, keyword: str | None) -> str:
     return {"send_blocked": "send blocked (21610)", "override": "operator override"}.get(
         cause, f"replied {keyword}"
     )
-
-
-def quote(part: str) -> str:
-    return urllib.parse.quote(part, safe="")
 
 
 def dump(body: Any) -> int:

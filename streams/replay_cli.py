@@ -8,7 +8,9 @@ import asyncio
 import sys
 
 from schemas.errors import OptOutsError
+from streams.api_client import Api
 from streams.generations import Generation, built_generations, current_generation, switch_generation
+from streams.operator_cli import api_argument, person_argument
 from streams.replay import print_summary, replay
 from streams.settings import Settings
 from streams.verify import EXIT_UNREACHABLE, VerifyError, report, verify
@@ -33,16 +35,22 @@ def add_replay_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
         "verify", help="fold the logs offline and compare every list with the API, the store and sms-opt-outs"
     )
     check.add_argument(
-        "--api", help="the service's base URL (default: http://OPTOUTS_WEB_HOST:OPTOUTS_WEB_PORT)"
+        "--api",
+        type=api_argument,
+        help="the service's base URL (default: OPTOUTS_API_URL, else http://OPTOUTS_WEB_HOST:OPTOUTS_WEB_PORT)",
     )
     check.add_argument("--no-api", action="store_true", help="compare the store and sms-opt-outs only")
     check.add_argument(
-        "persons", nargs="*", metavar="PERSON_ID", help="compare only these persons (default: all)"
+        "persons",
+        nargs="*",
+        type=person_argument,
+        metavar="PERSON_ID",
+        help="compare only these persons (default: all)",
     )
     check.add_argument(
         "--wait", type=float, default=30.0, help="seconds to let the workers fold the logs' tail first (30)"
     )
-    check.set_defaults(handler=verify_command)
+    check.set_defaults(handler=verify_command, could_not_run=EXIT_UNREACHABLE)
 
     switch = commands.add_parser(
         "switch", help="make the workers run generation N (0: OPTOUTS_APP_ID itself)"
@@ -62,7 +70,7 @@ def replay_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def verify_command(args: argparse.Namespace, settings: Settings) -> int:
-    api = None if args.no_api else (args.api or settings.service_url)
+    api = None if args.no_api else Api.of(settings, args.api)
     try:
         result = asyncio.run(verify(settings, api=api, wait=args.wait, only=set(args.persons) or None))
     except VerifyError as exc:

@@ -17,14 +17,13 @@ the guard fails closed.
 from __future__ import annotations
 
 import asyncio
-import re
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 import aiohttp
 from aiokafka import AIOKafkaProducer
@@ -33,16 +32,17 @@ from twilio.base import values
 from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 
+from schemas import inputs
 from schemas.codec import decode_opt_out_list, encode
 from schemas.errors import DecodeError, OptOutsError
-from schemas.events import PERSON_ID_PATTERN, MessageBlocked, MessageSent, OptOutList
+from schemas.events import MessageBlocked, MessageSent, OptOutList
 from schemas.phones import normalise_phone, normalise_sender
+from streams.api_client import Api
 from streams.settings import Settings
 from streams.topics import MESSAGING_EVENTS
 from streams.twilio_api import twilio_client
 
 UNSUBSCRIBED = 21610
-_PERSON_ID = re.compile(PERSON_ID_PATTERN)
 
 Outcome = Literal["sent", "accepted", "refused", "blocked", "failed", "unchecked"]
 
@@ -105,12 +105,18 @@ class GuardedSender:
     """Sends SMS one at a time through the `twilio` Client, checking the person's list first."""
 
     def __init__(
-        self, settings: Settings, twilio: Client, producer: AIOKafkaProducer, http: aiohttp.ClientSession
+        self,
+        settings: Settings,
+        twilio: Client,
+        producer: AIOKafkaProducer,
+        http: aiohttp.ClientSession,
+        api: Api | None = None,
     ) -> None:
         self.settings = settings
         self.twilio = twilio
         self.producer = producer
         self.http = http
+        self.api = api or Api.of(settings)  # the list is read with the operator token
 
     @classmethod
     @asynccontextmanager
@@ -118,20 +124,20 @@ class GuardedSender:
         """A sender with its Twilio client, Kafka producer (acks=all) and HTTP session, closed after."""
         if not settings.brokers:
             raise OptOutsError("set OPTOUTS_KAFKA_BROKERS: the sender publishes what Twilio did")
+        api = Api.of(settings)
         twilio = twilio_client(settings)
         producer = AIOKafkaProducer(
             bootstrap_servers=settings.brokers,
             acks="all",
             request_timeout_ms=int(settings.send_timeout * 1000),
         )
-        timeout = aiohttp.ClientTimeout(total=settings.send_timeout)
         try:
             try:
                 await producer.start()
             except KafkaError as exc:
                 raise OptOutsError(f"cannot reach Kafka at {settings.kafka_brokers}: {exc!r}") from exc
-            async with aiohttp.ClientSession(timeout=timeout) as http:
-                yield cls(settings, twilio, producer, http)
+            async with api.session(timeout=settings.send_timeout) as http:
+                yield cls(settings, twilio, producer, http, api)
         finally:
             await producer.stop()
             await twilio.http_client.close()
@@ -140,8 +146,10 @@ class GuardedSender:
         self, person_id: str, phone: str, sender: str, body: str, *, messaging_service_sid: str | None = None
     ) -> SendResult:
         """Send `body` from `sender` to `person_id` at `phone`, unless the person opted out of it."""
-        if not _PERSON_ID.match(person_id):
-            raise InvalidSend(f"person id {person_id[:140]!r} must be 1 to 128 characters, no '/' or spaces")
+        try:
+            inputs.person_id(person_id)
+        except inputs.InvalidInput as exc:
+            raise InvalidSend(str(exc)) from None
         region = self.settings.default_region
         phone, sender = normalise_phone(phone, region), normalise_sender(sender, region)
 
@@ -218,7 +226,7 @@ class GuardedSender:
         return result
 
     async def _opt_outs(self, person_id: str) -> OptOutList | SendResult:
-        url = f"{self.settings.service_url}/people/{quote(person_id, safe='')}/sms-opt-outs"
+        url = self.api.url("people", person_id, "sms-opt-outs")
         try:
             async with self.http.get(url) as response:
                 if response.status != 200:

@@ -78,7 +78,7 @@ def add_soak_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
         help="the worker's session and rebalance timeouts, seconds (6): a restart waits for them",
     )
     soak.add_argument("--keep", action="store_true", help="keep the work dir (data dir, worker log)")
-    soak.set_defaults(handler=soak_command)
+    soak.set_defaults(handler=soak_command, could_not_run=2)
 
 
 def progress(message: str) -> None:
@@ -420,6 +420,8 @@ class Worker:
             OPTOUTS_REBALANCE_TIMEOUT=str(settings.rebalance_timeout),
             OPTOUTS_PARTITIONS=str(settings.partitions),
         )
+        if settings.operator_token is not None:  # the one verify sends (else the worker's generated one)
+            self.env["OPTOUTS_OPERATOR_TOKEN"] = settings.operator_token.get_secret_value()
         self.process: subprocess.Popen[bytes] | None = None
         self.started = 0.0
 

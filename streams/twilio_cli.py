@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime
 
 from schemas.errors import OptOutsError
 from streams.backfill import PAGE_SIZE, backfill
+from streams.operator_cli import api_argument, person_argument
 from streams.sender import NotPublished, send_sms
 from streams.settings import Settings
 
@@ -21,7 +22,7 @@ def add_twilio_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
         description="Reads the person's list from the service's HTTP API (OPTOUTS_API_URL), refuses when"
         " the sender is on it, else sends with Twilio and publishes message.sent or message.blocked.",
     )
-    send.add_argument("--person", required=True, help="the person's id")
+    send.add_argument("--person", required=True, type=person_argument, help="the person's id")
     send.add_argument(
         "--to", required=True, help="the person's phone (national numbers: OPTOUTS_DEFAULT_REGION)"
     )
@@ -30,8 +31,10 @@ def add_twilio_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     )
     send.add_argument("--messaging-service", help="send through this Messaging Service (MG...)")
     send.add_argument("--body", required=True, help="the text")
-    send.add_argument("--api", help="the service's base URL, for the list (default: OPTOUTS_API_URL)")
-    send.set_defaults(handler=send_command)
+    send.add_argument(
+        "--api", type=api_argument, help="the service's base URL, for the list (default: OPTOUTS_API_URL)"
+    )
+    send.set_defaults(handler=send_command, could_not_run=2)
 
     run = commands.add_parser(
         "backfill",
@@ -47,7 +50,7 @@ def add_twilio_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     run.add_argument(
         "--page-size", type=page_size, default=PAGE_SIZE, help=f"messages per page (default {PAGE_SIZE})"
     )
-    run.set_defaults(handler=backfill_command)
+    run.set_defaults(handler=backfill_command, could_not_run=2)
 
 
 def moment(text: str) -> datetime:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-import urllib.parse
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from projections.rebuild import MessagingFold, new_facts
 from schemas.codec import decode_opt_out_list
 from schemas.errors import DecodeError, OptOutsError
 from schemas.events import AnyPersonEvent, OptOutList, OptOutOverridden, PersonEvent
+from streams.api_client import Api
 from streams.generations import Generation, current_generation
 from streams.group_offsets import committed_offsets
 from streams.log_reader import Span, ends_of, latest_values, snapshot
@@ -78,7 +78,12 @@ class Verification:
 
 
 async def verify(
-    settings: Settings, *, api: str | None, wait: float, only: set[str] | None = None, contacts: bool = False
+    settings: Settings,
+    *,
+    api: Api | str | None,
+    wait: float,
+    only: set[str] | None = None,
+    contacts: bool = False,
 ) -> Verification:
     """Compare every person's list (or those in `only`) with the log's; the logs are read whole. With
     `contacts`, every phone's contacts in the stage 1 store too (for a log that is not written to)."""
@@ -119,7 +124,8 @@ async def verify(
     }
     persons = set(expected).union(*(set(lists) for lists in found.values())) if only is None else only
     if api is not None:
-        found[f"API ({api})"] = await _api_lists(api, persons)
+        client = api if isinstance(api, Api) else Api.of(settings, api)  # with the operator token
+        found[f"API ({client.base})"] = await _api_lists(client, persons)
     result.sources, result.persons = list(found), len(persons)
     for person in sorted(persons):
         want = expected.get(person) or empty_list(person)
@@ -211,12 +217,11 @@ async def _published_lists(settings: Settings) -> dict[str, Found]:
     return lists
 
 
-async def _api_lists(api: str, persons: set[str]) -> dict[str, OptOutList]:
+async def _api_lists(api: Api, persons: set[str]) -> dict[str, OptOutList]:
     limit = asyncio.Semaphore(_CONCURRENT_REQUESTS)
-    timeout = aiohttp.ClientTimeout(total=30)
 
     async def fetch(http: aiohttp.ClientSession, person: str) -> tuple[str, OptOutList]:
-        url = f"{api.rstrip('/')}/people/{urllib.parse.quote(person, safe='')}/sms-opt-outs"
+        url = api.url("people", person, "sms-opt-outs")
         async with limit:
             for _ in range(20):  # 503 while partitions move between workers: try again shortly
                 async with http.get(url) as answer:
@@ -229,10 +234,10 @@ async def _api_lists(api: str, persons: set[str]) -> dict[str, OptOutList]:
         return person, decode_opt_out_list(body)
 
     try:
-        async with aiohttp.ClientSession(timeout=timeout) as http:
+        async with api.session(timeout=30) as http:
             return dict(await asyncio.gather(*(fetch(http, person) for person in persons)))
-    except aiohttp.ClientConnectionError as exc:
-        raise VerifyError(f"the API at {api} did not answer: {exc}") from exc
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise VerifyError(f"the API at {api.base} did not answer: {exc!r}") from exc
 
 
 async def _persons_since(settings: Settings, ends: Mapping[TopicPartition, int]) -> set[str]:

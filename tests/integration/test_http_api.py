@@ -23,10 +23,11 @@ pytestmark = pytest.mark.integration
 
 
 def raw_http(port: int, *writes: bytes, pause: float = 0.3) -> tuple[int, dict[str, str], bytes]:
-    """Send `writes` as separate TCP writes with a pause between them; the answer (connection closed)."""
+    """Send `writes` as separate TCP writes with a pause between them; the answer (connection closed).
+    `HOST` in them stands for the worker's own `127.0.0.1:port` (its allowed Host)."""
     with socket.create_connection(("127.0.0.1", port), timeout=15) as sock:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        for index, part in enumerate(writes):
+        for index, part in enumerate(part.replace(b"HOST", f"127.0.0.1:{port}".encode()) for part in writes):
             if index:
                 time.sleep(pause)
             sock.sendall(part)
@@ -42,7 +43,7 @@ def raw_http(port: int, *writes: bytes, pause: float = 0.3) -> tuple[int, dict[s
 def request_head(method: str, path: str, body: bytes, content_type: str, **headers: str) -> bytes:
     extra = "".join(f"{name.replace('_', '-')}: {value}\r\n" for name, value in headers.items())
     return (
-        f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        f"{method} {path} HTTP/1.1\r\nHost: HOST\r\nConnection: close\r\n"
         f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n{extra}\r\n"
     ).encode()
 
@@ -97,7 +98,7 @@ LONG = "a" * 7000
     ],
 )
 def test_a_bad_path_or_query_is_a_short_json_error_never_a_500(worker: ServiceProcess, path: str) -> None:
-    request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    request = f"GET {path} HTTP/1.1\r\nHost: HOST\r\nConnection: close\r\n\r\n"
     status, _, body = raw_http(worker.port, request.encode())
 
     assert 400 <= status < 500, body
@@ -109,11 +110,11 @@ def test_a_bad_path_or_query_is_a_short_json_error_never_a_500(worker: ServicePr
 @pytest.mark.parametrize(
     ("request_bytes", "expected"),
     [
-        (b"PUT /health HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", 405),
-        (b"DELETE /people/p/sms-opt-outs HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 405),
-        (b"FROB /health HTTP/1.1\r\nHost: x\r\n\r\n", 400),
-        (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 400),
-        (b"GET /health HTTP/1.1\r\nHost: x\r\nX-Long: " + b"a" * 9000 + b"\r\n\r\n", 400),
+        (b"PUT /health HTTP/1.1\r\nHost: HOST\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", 405),
+        (b"DELETE /people/p/sms-opt-outs HTTP/1.1\r\nHost: HOST\r\nConnection: close\r\n\r\n", 405),
+        (b"FROB /health HTTP/1.1\r\nHost: HOST\r\n\r\n", 400),
+        (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: HOST\r\n\r\n", 400),
+        (b"GET /health HTTP/1.1\r\nHost: HOST\r\nX-Long: " + b"a" * 9000 + b"\r\n\r\n", 400),
         (b"not http at all\r\n\r\n", 400),
     ],
     ids=["put", "delete-on-a-list", "unknown-method", "long-request-line", "long-header", "garbage"],
