@@ -210,5 +210,35 @@ def test_verify_names_the_misplaced_records_and_their_likely_cause_and_agrees(
     assert "on another partition than murmur2 of their key" in note and CRC32 in note
 
 
+def test_replay_folds_the_forwarded_copy_on_its_phones_partition_and_counts_the_misplaced_record(
+    worker: ServiceProcess, kafka_brokers: str
+) -> None:
+    partitions = partition_count(kafka_brokers, MESSAGING_EVENTS)
+    person, phone = unique("person"), unique_phone()
+    while not misplaced_by_crc32(phone, partitions):
+        phone = unique_phone()
+    publish_by_crc32(kafka_brokers, MESSAGING_EVENTS, [(phone, encode_dict(sent(person, phone, SENDER)))])
+    assert inbound(worker, inbound_form(from_=phone, to=SENDER, body="STOP")).status == 200
+    eventually(lambda: senders(worker, person) == {SENDER})
+
+    done = subprocess.run(
+        [sys.executable, "-m", "streams", "replay", "--no-switch", "--json"],
+        env=worker.env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    summary = json.loads(done.stdout.splitlines()[-1])
+    assert summary["misplaced"].get(CRC32, 0) >= 1
+    # The phone's contacts, written to the new generation's store on murmur2's partition, know the
+    # send: the copy was folded there, the record where CRC32 put it was not folded at all.
+    [(partition, contacts)] = placed(kafka_brokers, f"{summary['app_id']}-contacts-changelog", phone)
+    assert partition == expected_partition(phone.encode(), partitions)
+    assert person in contacts["recipients"][SENDER]
+
+
 def encode_dict(value: dict[str, Any]) -> bytes:
     return json.dumps(value).encode()
