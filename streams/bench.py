@@ -12,6 +12,7 @@ import asyncio
 import json
 import os
 import random
+import secrets
 import shutil
 import signal
 import statistics
@@ -26,7 +27,9 @@ from typing import Any
 
 import aiohttp
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from yarl import URL
 
+from streams.api_client import Api
 from streams.bench_compare import Option, compare
 from streams.broker import EmbeddedBroker, free_port
 from streams.recovery import log_end_offsets
@@ -179,9 +182,11 @@ async def measure(args: argparse.Namespace, settings: Settings, work: Path) -> d
     progress(f"raw consume + decode: {raw:,.0f} events/s")
 
     app_id = f"optouts-bench-{uuid.uuid4().hex[:8]}"
+    token = secrets.token_urlsafe(24)  # the API as operators use it: the token checked on every read
     # Started together, so that they join the group in one rebalance (each its own data dir).
     workers = [
-        Worker(settings, app_id, work / f"data{i}", work / f"worker{i}.log") for i in range(args.workers)
+        Worker(settings, app_id, token, work / f"data{i}", work / f"worker{i}.log")
+        for i in range(args.workers)
     ]
     try:
         pipeline = await measure_pipeline(workers, len(events), marker)
@@ -218,13 +223,15 @@ async def measure(args: argparse.Namespace, settings: Settings, work: Path) -> d
 class Worker:
     """One `optouts worker` process of a fresh app id, measured from the outside."""
 
-    def __init__(self, settings: Settings, app_id: str, data_dir: Path, log: Path) -> None:
+    def __init__(self, settings: Settings, app_id: str, token: str, data_dir: Path, log: Path) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.api = Api(URL(self.url), token)
         env = {k: v for k, v in os.environ.items() if not k.startswith("OPTOUTS_")}
         env.update(
             OPTOUTS_KAFKA_BROKERS=",".join(settings.brokers),
             OPTOUTS_APP_ID=app_id,
+            OPTOUTS_OPERATOR_TOKEN=token,
             OPTOUTS_DATA_DIR=str(data_dir),
             OPTOUTS_WEB_HOST="127.0.0.1",
             OPTOUTS_WEB_PORT=str(self.port),
@@ -254,7 +261,7 @@ class Worker:
         )
 
     async def listed(self, http: aiohttp.ClientSession, person: str) -> bool:
-        async with http.get(f"{self.url}/people/{person}/sms-opt-outs") as response:
+        async with http.get(self.api.url("people", person, "sms-opt-outs")) as response:
             return bool((await response.json())["opt_outs"])
 
     def peak_rss_mb(self) -> float:
@@ -280,7 +287,7 @@ async def measure_pipeline(workers: list[Worker], total: int, marker: str) -> fl
     async def folded(http: aiohttp.ClientSession, stage: str = "resolve") -> float:
         return sum([await worker.folded(http, stage) for worker in workers])
 
-    async with aiohttp.ClientSession() as http:
+    async with workers[0].api.session() as http:
         while await folded(http) == 0:
             await asyncio.sleep(0.02)
         first = reported = time.perf_counter()
@@ -417,11 +424,11 @@ async def read_latency(workers: list[Worker], args: argparse.Namespace) -> float
     rng = random.Random(args.seed)
     total = int(args.read_rate * args.read_seconds)
     latencies: list[float] = []
-    async with aiohttp.ClientSession() as http:
+    async with workers[0].api.session() as http:
 
         async def one(worker: Worker, person: str) -> None:
             started = time.perf_counter()
-            async with http.get(f"{worker.url}/people/{person}/sms-opt-outs") as response:
+            async with http.get(worker.api.url("people", person, "sms-opt-outs")) as response:
                 await response.read()
             latencies.append((time.perf_counter() - started) * 1000)
 
