@@ -37,7 +37,7 @@ from streams.forwarding import Forwarding
 from streams.metrics import Metrics
 from streams.sends import Sends
 from streams.settings import Settings
-from streams.table_writes import TableWrites
+from streams.table_writes import TableWrites, folded_up_to
 from streams.tables import BatchReads, KnownKeys, Tables, partition_store, storable, stored
 from streams.topics import DEAD_LETTERS, MESSAGING_EVENTS, OPT_OUTS, PERSON_EVENTS, Topics
 
@@ -71,7 +71,13 @@ def register_agents(
         return sends.send(DEAD_LETTERS, letter.original_key(), encode(letter))
 
     async def resolve_batch(batch: Fetched) -> None:
-        stored_contacts = BatchReads(partition_store(tables.contacts, batch.partition))
+        store = partition_store(tables.contacts, batch.partition)
+        stored_contacts = BatchReads(store)
+        # A batch that reaches back into what the store already holds is a redelivery after a crash:
+        # the store may be ahead of its changelog (streams.table_writes), so it writes every key it
+        # touches. Any other batch writes only the keys whose contacts changed.
+        redelivered = batch.records[0].offset <= folded_up_to(store)
+        loaded: dict[bytes, Contacts] = {}  # as stored before this batch
         states: dict[bytes, Contacts] = {}
         known = KnownKeys(states, stored_contacts)  # phones stored or folded: not parsed again
         folded: Counter[str] = Counter()
@@ -84,7 +90,10 @@ def register_agents(
             key = message.phone.encode()
             if await forward.elsewhere(record, key, message):
                 continue
-            contacts = states[key] if key in states else Contacts.from_json(stored(stored_contacts.get(key)))
+            if key in states:
+                contacts = states[key]
+            else:
+                contacts = loaded[key] = Contacts.from_json(stored(stored_contacts.get(key)))
             try:
                 resolution = resolve(contacts, message, keywords)
             except Exception as exc:  # a defect of the fold: this event aside, not the batch
@@ -96,12 +105,10 @@ def register_agents(
             for emitted in resolution.emitted:
                 await sends.send(PERSON_EVENTS, emitted.person_id.encode(), encode(emitted))
             folded[message.type] += 1
-        # Every key the batch touched is written, changed or not. The local store is written
-        # when the batch is done, its changelog record only once the producer is acked: after a
-        # crash in between, the redelivered events change nothing locally, and writing only
-        # changes would leave the changelog (what a takeover restores) without them.
         for key, contacts in states.items():
-            await contacts_writes.put(key, storable(contacts.to_json()), batch.partition)
+            if redelivered or contacts is not loaded[key]:
+                await contacts_writes.put(key, storable(contacts.to_json()), batch.partition)
+        contacts_writes.folded(batch.partition, batch.records[-1].offset)
         await contacts_writes.done()
         count_folded(metrics, "resolve", folded)
 

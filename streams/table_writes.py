@@ -12,20 +12,38 @@ once per batch, once the last record is acknowledged.
 The agents keep what a batch changed in memory until `done`, so nothing reads a key between its fold
 and its write. The local store is written before the changelog is acknowledged, and the persisted
 offset only after both: a crash in between leaves the local store ahead of the changelog, which the
-redelivered batch makes good (the agents write every key a batch touched).
+redelivered batch makes good. For that the store also keeps, in the same write batch as the values,
+the last input offset folded into it (`folded_up_to`, never sent to the changelog): a batch that
+reaches back to it is a redelivery and writes every key it touched, changed or not; any other batch
+writes only what changed (a send to a known recipient writes nothing).
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
 from typing import Any
 
 import faust
 from faust.types import TP
-from rocksdict import WriteBatch
+from rocksdict import Rdict, WriteBatch
 
 from streams.sends import Sends
 from streams.tables import partition_store
+
+# A key no entity has (ids are E.164 phones and person ids: never a NUL): the offset marker.
+FOLDED_UP_TO = b"\x00optouts:folded-up-to"
+
+
+def folded_up_to(store: Rdict) -> int:
+    """The last input offset whose fold this partition's store holds; -1 for none."""
+    value = store.get(FOLDED_UP_TO)
+    if value is None:
+        return -1
+    try:
+        return int(value)
+    except ValueError:  # not ours: take every batch for a redelivery, and write all it touches
+        return sys.maxsize
 
 
 class TableWrites:
@@ -49,6 +67,14 @@ class TableWrites:
             await self._ship(partition)
             changelog = self._changelogs[partition] = self.sends.new_batch()
             changelog.append(key=key, value=value, timestamp=None)
+
+    def folded(self, partition: int, offset: int) -> None:
+        """Record in `partition`'s store, with this batch's values, that it holds the fold of the
+        input up to `offset`."""
+        store = self._stores.get(partition)
+        if store is None:
+            store = self._stores[partition] = WriteBatch(raw_mode=True)
+        store.put(FOLDED_UP_TO, str(offset).encode())
 
     async def done(self) -> None:
         """Write the batch's values to the local stores and ship the rest of their changelog records;

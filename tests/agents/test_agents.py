@@ -20,10 +20,17 @@ from streams.batches import Fetched
 from streams.placement import expected_partition
 from streams.settings import Settings
 from streams.tables import partition_store, stored
-from streams.topics import MESSAGING_EVENTS, OPT_OUTS, PERSON_EVENTS, create_topics
+from streams.topics import (
+    CONTACTS_TABLE,
+    MESSAGING_EVENTS,
+    OPT_OUTS,
+    PERSON_EVENTS,
+    changelog_topic,
+    create_topics,
+)
 from streams.worker import Service, build_service
 from tests.factories import received, sent, unique, unique_phone
-from tests.integration.kafka import latest_values
+from tests.integration.kafka import latest_values, raw_values
 from tests.integration.test_placement import placed
 
 pytestmark = pytest.mark.integration
@@ -59,7 +66,10 @@ def put(agent: Any, key: str, value: dict[str, Any] | bytes) -> Awaitable[Any]:
 
 
 def put_batch(
-    agent: Any, records: list[tuple[str, dict[str, Any] | bytes | None]], partition: int | None = None
+    agent: Any,
+    records: list[tuple[str, dict[str, Any] | bytes | None]],
+    partition: int | None = None,
+    first_offset: int = 0,
 ) -> Awaitable[Any]:
     """Hand the agent (key, value) records as one fetched batch of one partition, as the worker's
     consumer does (streams.batches), and wait until it has handled them all. The partition is the
@@ -69,7 +79,7 @@ def put_batch(
         partition = expected_partition(records[0][0].encode(), PARTITIONS)
     batch = []
     now = int(time.time() * 1000)  # logged now, as a producer's CreateTime
-    for offset, (key, value) in enumerate(records):
+    for offset, (key, value) in enumerate(records, start=first_offset):
         raw = json.dumps(value).encode() if isinstance(value, dict) else value
         size = len(raw) if raw is not None else -1
         batch.append(
@@ -139,6 +149,24 @@ def test_resolve_folds_a_fetched_batch_in_order_past_poison_and_duplicates_insid
     assert metric(service, "optouts_duplicate_events_total", stage="resolve") == 1
     emitted = latest_values(kafka_brokers, PERSON_EVENTS, {person})[person]
     assert (emitted["type"], emitted["source_event_id"]) == ("opt_out.recorded", stop["event_id"])
+
+
+def test_resolve_writes_nothing_for_a_send_to_a_known_recipient_but_rewrites_what_a_redelivery_touches(
+    kafka_brokers: str, tmp_path: Path
+) -> None:
+    person, phone = unique("person"), unique_phone()
+    first, again = sent(person, phone, SENDER), sent(person, phone, SENDER)
+
+    async def scenario(service: Service, agent: Any) -> None:
+        await put_batch(agent, [(phone, first)], first_offset=0)  # a new recipient: written
+        await put_batch(agent, [(phone, again)], first_offset=1)  # known: nothing to write
+        # The first batch again, as after a crash before its commit: the store may hold what the
+        # changelog lost, so what it touches is written again though it changes nothing.
+        await put_batch(agent, [(phone, first)], first_offset=0)
+
+    service = run_agent(kafka_brokers, tmp_path, "resolve", scenario)
+    changelog = changelog_topic(service.settings, CONTACTS_TABLE)
+    assert len(raw_values(kafka_brokers, changelog, {phone})[phone]) == 2
 
 
 def test_resolve_keeps_a_null_value_and_times_out_of_range_aside_and_folds_the_stop_after_them(
