@@ -22,7 +22,7 @@ changes nothing at all, and the agents write nothing for it (nine events in ten)
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import singledispatch
@@ -86,7 +86,7 @@ class Contacts:
         return {
             "recipients": {sender: dict(persons) for sender, persons in self.recipients.items()},
             "blocked": {sender: sorted(persons) for sender, persons in self.blocked.items()},
-            "applied": {event_id: [list(a.persons), *a[1:]] for event_id, a in self.applied.items()},
+            "applied": _applied_to_json(self.applied),
             "standing": {sender: list(keyword) for sender, keyword in self.standing.items()},
         }
 
@@ -97,7 +97,7 @@ class Contacts:
         return cls(
             recipients={s: _first_sends(p) for s, p in data["recipients"].items()},
             blocked={s: frozenset(p) for s, p in data["blocked"].items()},
-            applied={e: _applied(a) for e, a in data["applied"].items()},
+            applied=StoredApplied(data["applied"]),
             # (contacts stored before 21610s went to every recipient hold "recent_sends": not read)
             standing={s: Standing._make(k) for s, k in data.get("standing", {}).items()},
         )
@@ -110,6 +110,38 @@ class Contacts:
 def _first_sends(stored: Mapping[str, str] | list[str]) -> Mapping[str, str]:
     # A list: persons stored before their first send's time was kept.
     return dict.fromkeys(stored, _LONG_AGO) if isinstance(stored, list) else stored
+
+
+class StoredApplied(Mapping[str, Applied]):
+    """`applied` as stored, each entry read when asked for: most events of a phone (sends) never look
+    past the recipients, and reading every keyword the phone ever sent cost more than their fold."""
+
+    __slots__ = ("_read", "stored")
+
+    def __init__(self, stored: Mapping[str, list[Any]]) -> None:
+        self.stored = stored
+        self._read: dict[str, Applied] = {}
+
+    def __getitem__(self, event_id: str) -> Applied:
+        applied = self._read.get(event_id)
+        if applied is None:
+            applied = self._read[event_id] = _applied(self.stored[event_id])
+        return applied
+
+    def __contains__(self, event_id: object) -> bool:
+        return event_id in self.stored
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.stored)
+
+    def __len__(self) -> int:
+        return len(self.stored)
+
+
+def _applied_to_json(applied: Mapping[str, Applied]) -> Mapping[str, list[Any]]:
+    if isinstance(applied, StoredApplied):
+        return applied.stored  # as it was read: never changed in place
+    return {event_id: [list(a.persons), *a[1:]] for event_id, a in applied.items()}
 
 
 def _applied(stored: list[Any]) -> Applied:
