@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test test-unit test-integration bench soak replay verify schemas lint format constraints clean
+.PHONY: run test test-unit test-integration bench soak replay verify schemas openapi lint format constraints clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11 or newer is needed")'
@@ -39,6 +39,9 @@ verify: $(STAMP)  ## fold the logs offline; compare with the API, the store and 
 
 schemas: $(STAMP)  ## write the JSON Schema of every topic's values to schemas/json/
 	$(BIN)/python -m schemas.json_schemas
+
+openapi: $(STAMP)  ## write the OpenAPI 3.1 document of the HTTP API to docs/openapi.json
+	$(BIN)/python -m streams.openapi
 
 lint: $(STAMP)
 	$(BIN)/ruff check schemas projections streams tests

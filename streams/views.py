@@ -81,8 +81,9 @@ _OFFSET_AS_SPACE = re.compile(r"(T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?) (\d{2}:\d{2}
 
 def parse_as_of(raw: str | None, *, naive_is_utc: bool = False) -> datetime | None:
     """The `as_of` query parameter: an RFC 3339 time with its offset (`2026-11-27T09:05:00Z`), in
-    UTC, or None when absent. The operator's page, whose times are all UTC, may pass one without."""
-    if raw is None or not raw.strip():
+    UTC, or None when absent. The operator's page, whose times are all UTC, may pass one without an
+    offset, or its field left empty."""
+    if raw is None or (naive_is_utc and not raw.strip()):
         return None
     try:
         return inputs.timestamp(_OFFSET_AS_SPACE.sub(r"\1+\2", raw.strip()), naive_is_utc=naive_is_utc)

@@ -15,6 +15,7 @@ from streams.broker_watch import BrokerWatch, register_broker_watch
 from streams.generations import Restart, current_generation, restart_process, watch_generation
 from streams.http_errors import install as install_json_errors
 from streams.metrics import Metrics
+from streams.openapi import register_openapi
 from streams.operator_auth import register_operator_auth
 from streams.pages import register_pages
 from streams.settings import Settings
@@ -46,6 +47,7 @@ def build_service(settings: Settings) -> Service:
     register_operator_auth(app, settings)
     install_json_errors(app.web.web_app)
     register_views(app, settings, tables, metrics, watch)
+    register_openapi(app)
     register_pages(app, tables)
     register_twilio_views(app, settings, topics, metrics)
     return Service(app, settings, topics, tables, metrics, watch)

@@ -89,6 +89,7 @@ LONG = "a" * 7000
         "/people/cus_1/sms-opt-outs?as_of=9999-12-31T23:59:59-01:00",
         "/people/cus_1/sms-opt-outs?as_of=2026-W48-5T09:05:00Z",
         "/people/cus_1/sms-opt-outs?as_of=20261127T090500Z",
+        "/people/cus_1/sms-opt-outs?as_of=",
         "/people/cus_1/sms-opt-outs?as_of=2026-11-27",
         "/people/cus_1/sms-opt-outs?as_of=2026-11-27T09:05:00",
         f"/people/cus_1/sms-opt-outs?as_of={LONG}",
