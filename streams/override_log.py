@@ -1,9 +1,10 @@
 """Appending an operator's override to `sms-person-events`: acknowledged by the brokers (acks=all)
-within `OPTOUTS_SEND_TIMEOUT`, or not appended at all.
+within `OPTOUTS_SEND_TIMEOUT`, or `NotAppended`, with nothing of it sent after.
 
 An override answered 503 should not reach the log later, long after the operator moved on. A write
 the brokers received but did not acknowledge in time may still be there, so the 503 says the outcome
-is unknown and names the override's id (streams.views); what is still queued here is never sent. The app's own producer cannot promise that: Faust gives its records 20
+is unknown and names the override's id (streams.views); what is still queued here is never sent.
+The app's own producer cannot promise that: Faust gives its records 20
 minutes (`producer_request_timeout`), and aiokafka has no delivery timeout (Kafka's KIP-91): a batch
 whose partition leader is known is never expired while its broker is unreachable, only when a send
 to it fails (aiokafka/producer/message_accumulator.py `drain_by_nodes`, producer/sender.py
