@@ -26,6 +26,9 @@ from streams.sends import Sends
 
 log = logging.getLogger(__name__)
 
+# Keys whose partition is remembered (phones and persons that recur); forgotten all at once past it.
+_PLACED_KEYS = 100_000
+
 
 class Forwarding:
     def __init__(
@@ -38,6 +41,8 @@ class Forwarding:
         self.sends = sends
         self.metrics = metrics
         self._partitions: dict[str, int] = {}  # topic -> partitions, from the producer's metadata
+        # topic -> key -> its partition: murmur2 in Python costs ~2.5 µs, a look-up ~0.05
+        self._placed: dict[str, dict[bytes, int]] = {}
         self._throttle = Throttle(interval=60.0)  # one line per topic a minute at most
         self._clock = clock
         for topic in topics:  # a series from the start: an alert sees 0
@@ -50,9 +55,15 @@ class Forwarding:
         the producer's batch, acknowledged before the batch is committed)."""
         if key == record.key:
             partitions = self._partitions.get(record.topic, 0)
+            placed = self._placed.setdefault(record.topic, {})
             if record.partition >= partitions:  # not known yet, or the topic has grown since
                 partitions = self._partitions[record.topic] = await self.sends.partition_count(record.topic)
-            expected = expected_partition(key, partitions)
+                placed.clear()
+            expected = placed.get(key)
+            if expected is None:
+                if len(placed) >= _PLACED_KEYS:
+                    placed.clear()
+                expected = placed[key] = expected_partition(key, partitions)
             if record.partition == expected:
                 return False
             self.metrics.misplaced.labels(record.topic).inc()
