@@ -43,7 +43,7 @@ def register_pages(app: faust.App, tables: Tables) -> None:
             raise web.HTTPFound(f"/people/{urllib.parse.quote(person_id, safe='')}")
         return html_response(page("Look up a person · SMS opt-outs", _LOOKUP))
 
-    @app.page("/people/{person_id}")
+    @app.page("/people/{person_id:[^/]+}")  # '{' and '}' too: see streams.views.PERSON
     async def person(view: View, request: Request, person_id: str) -> Response:
         async def handle() -> web.Response:
             return html_response(person_page(load_person(tables, person_id), moment))
