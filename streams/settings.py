@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -82,7 +82,17 @@ class Settings(BaseSettings):
         5.0, gt=0, description="Seconds between two looks at consumer lag and the brokers' reachability."
     )
     operator_token: SecretStr | None = Field(
-        None, description="Set: the person pages, the people API and overrides require it (Bearer or cookie)."
+        None,
+        description="The token operators and the CLI present (Bearer, or the session /login sets); unset:"
+        " the worker generates one at start into <data_dir>/operator-token and prints its login URL.",
+    )
+    auth: Literal["token", "off"] = Field(
+        "token",
+        description="'off' answers everything without the operator token, for a trusted network only"
+        " (the worker warns at start).",
+    )
+    operator_session_hours: float = Field(
+        12.0, gt=0, description="Hours a login lasts: the session cookie /login sets expires then."
     )
     log_level: str = "info"
     embedded_broker_pid: int | None = Field(
@@ -92,7 +102,11 @@ class Settings(BaseSettings):
     )
 
     @field_validator(
-        "opt_out_keywords", "opt_in_keywords", "twilio_senders", "twilio_messaging_services", mode="before"
+        "opt_out_keywords",
+        "opt_in_keywords",
+        "twilio_senders",
+        "twilio_messaging_services",
+        mode="before",
     )
     @classmethod
     def _comma_separated(cls, value: object) -> object:

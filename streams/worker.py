@@ -16,7 +16,14 @@ from streams.generations import Restart, current_generation, restart_process, wa
 from streams.http_errors import install as install_json_errors
 from streams.metrics import Metrics
 from streams.openapi import register_openapi
-from streams.operator_auth import register_operator_auth
+from streams.operator_auth import (
+    Access,
+    BadOperatorToken,
+    base_url,
+    open_access,
+    register_operator_auth,
+    with_access,
+)
 from streams.pages import register_pages
 from streams.settings import Settings
 from streams.tables import Tables, declare_tables
@@ -44,11 +51,11 @@ def build_service(settings: Settings) -> Service:
     metrics = Metrics()
     register_agents(app, settings, topics, tables, metrics)
     watch = register_broker_watch(app, settings, metrics)
-    register_operator_auth(app, settings)
+    sessions = register_operator_auth(app, settings)
     install_json_errors(app.web.web_app)
     register_views(app, settings, tables, metrics, watch)
     register_openapi(app)
-    register_pages(app, tables)
+    register_pages(app, settings, tables, sessions)
     register_twilio_views(app, settings, topics, metrics)
     return Service(app, settings, topics, tables, metrics, watch)
 
@@ -65,8 +72,12 @@ def run_worker(
         raise SystemExit("OPTOUTS_KAFKA_BROKERS is not set: `optouts run` starts an embedded broker")
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
+    try:
+        access = open_access(settings)  # in the data dir the CLI reads, not a generation's
+    except BadOperatorToken as exc:
+        raise SystemExit(str(exc)) from None
     generation = loop.run_until_complete(current_generation(settings))
-    base, settings = settings, generation.settings(settings)
+    base, settings = settings, with_access(generation.settings(settings), access)
     log.info("running %s", generation)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     created = loop.run_until_complete(create_topics(settings))
@@ -75,8 +86,7 @@ def run_worker(
     service = build_service(settings)
     restart = Restart()
     watch_generation(service.app, base, generation, restart)
-    if on_ready is not None:
-        _call_when_ready(service.app, on_ready)
+    _call_when_ready(service.app, lambda: _announce_access(on_ready, access, settings))
     worker = faust_worker(service, loop)
     try:
         worker.execute_from_commandline()
@@ -94,6 +104,13 @@ def faust_worker(service: Service, loop: asyncio.AbstractEventLoop) -> faust.Wor
     # every request it sends, a few per cent of the hot path. No spinner, the level stays ours.
     worker.spinner = None
     return worker
+
+
+def _announce_access(on_ready: Callable[[], None] | None, access: Access, settings: Settings) -> None:
+    """After the caller's banner, if any: how operators get in (a generated token's login URL)."""
+    if on_ready is not None:
+        on_ready()
+    print("\n".join([*access.banner(base_url(settings)), ""]), flush=True)
 
 
 def _call_when_ready(app: faust.App, callback: Callable[[], None]) -> None:

@@ -20,7 +20,12 @@ TEST_TIMEOUTS = {"OPTOUTS_SESSION_TIMEOUT": "6", "OPTOUTS_REBALANCE_TIMEOUT": "6
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def worker_env(brokers: str | None, data_dir: Path, app_id: str, port: int, **extra: str) -> dict[str, str]:
+def worker_env(
+    brokers: str | None, data_dir: Path, app_id: str, port: int, **extra: str | None
+) -> dict[str, str]:
+    """A worker's environment. Tests about something else than operator access run the API open
+    (OPTOUTS_AUTH=off) unless they set a token; `OPTOUTS_AUTH=None` leaves the service's default
+    (the operator token, generated at start), and any other `None` unsets that variable too."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPTOUTS_")}
     env.update(TEST_TIMEOUTS)
     env.update(
@@ -29,8 +34,14 @@ def worker_env(brokers: str | None, data_dir: Path, app_id: str, port: int, **ex
         OPTOUTS_WEB_PORT=str(port),
         OPTOUTS_WEB_HOST="127.0.0.1",
         PYTHONPATH=str(ROOT),
-        **extra,
     )
+    if "OPTOUTS_OPERATOR_TOKEN" not in extra:
+        env["OPTOUTS_AUTH"] = "off"
+    for name, value in extra.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
     if brokers:
         env["OPTOUTS_KAFKA_BROKERS"] = brokers
     return env
@@ -104,7 +115,17 @@ def stop_process(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, ti
     return process.returncode
 
 
-def new_worker(brokers: str, tmp: Path, app_id: str, log_path: Path, **extra: str) -> ServiceProcess:
+def operator_headers(worker: ServiceProcess) -> dict[str, str]:
+    """The Authorization a client of `worker` sends: its OPTOUTS_OPERATOR_TOKEN, else the token it
+    generated into its data dir, if either."""
+    token = worker.env.get("OPTOUTS_OPERATOR_TOKEN")
+    generated = Path(worker.env["OPTOUTS_DATA_DIR"]) / "operator-token"
+    if token is None and generated.exists():
+        token = generated.read_text().strip()
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def new_worker(brokers: str, tmp: Path, app_id: str, log_path: Path, **extra: str | None) -> ServiceProcess:
     env = worker_env(brokers, tmp, app_id, free_port(), **extra)
     return ServiceProcess("worker", env, log_path)
 

@@ -1,10 +1,12 @@
-"""With OPTOUTS_OPERATOR_TOKEN set, everything about people needs the token (a Bearer header, or the
-cookie `/login` sets for a browser), also across workers; health, readiness, metrics and the Twilio
-webhooks do not; Faust's table views are refused to everyone."""
+"""With OPTOUTS_OPERATOR_TOKEN set, everything but health, readiness, metrics and the Twilio webhooks
+needs the token (a Bearer header, or the session `/login` sets for a browser), also across workers;
+Faust's table views are refused to everyone. A token that cannot be used stops the worker without
+being shown."""
 
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 import urllib.error
@@ -15,10 +17,11 @@ from pathlib import Path
 
 import pytest
 
+from streams.broker import free_port
 from streams.topics import PERSON_EVENTS
 from tests.factories import received, sent, unique, unique_phone
 from tests.integration.kafka import latest_values
-from tests.integration.processes import ROOT, ServiceProcess, http_json
+from tests.integration.processes import ROOT, ServiceProcess, http_json, worker_env
 from tests.integration.test_pipeline import SENDER, eventually, publish_events
 from tests.integration.test_scale_out import owner_port, sharing_pair
 
@@ -119,7 +122,9 @@ def test_a_browser_logs_in_once_and_the_cookie_opens_the_person_page(
     status, location, cookie = log_in(worker, TOKEN, f"/people/{person}")
     assert (status, location) == (303, f"/people/{person}")
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
-    assert log_in(worker, TOKEN, "//evil.example/x")[1] == "/"
+    assert cookie.startswith("optouts_session=") and TOKEN not in cookie  # a session, not the token
+    for elsewhere in ("//evil.example/x", "/\t/evil.example/", "/\\evil.example", "https://evil.example"):
+        assert log_in(worker, TOKEN, elsewhere)[1] == "/", elsewhere
 
     status, body = page(f"{worker.url}/people/{person}", cookie=cookie.split(";")[0])
     assert status == 200 and person in body
@@ -129,8 +134,10 @@ def test_health_readiness_metrics_and_webhooks_need_no_token_and_table_views_are
     guarded: tuple[ServiceProcess, ServiceProcess],
 ) -> None:
     worker = guarded[0]
-    for path in ("/health", "/ready", "/metrics", "/"):
+    for path in ("/health", "/ready", "/metrics"):
         assert http_json("GET", f"{worker.url}{path}")[0] == 200, path
+    for path in ("/", "/router/"):
+        assert http_json("GET", f"{worker.url}{path}")[0] == 401, path
     # The webhooks keep their own check (no Twilio settings here: 503, never 401).
     assert http_json("POST", f"{worker.url}/twilio/messages", {})[0] == 503
     for path in ("/table/", "/table/opt-outs/", "/table/contacts/+14155550123/"):
@@ -156,3 +163,32 @@ def test_the_operator_command_sends_the_token_from_its_settings(
     assert show(OPTOUTS_OPERATOR_TOKEN=TOKEN).returncode == 0
     without = show()
     assert without.returncode == 1 and "error (401)" in without.stderr
+
+
+@pytest.mark.parametrize(
+    "bad", ["{}", "new\nline-{}-0123456789", "a space-{}-0123456789", "ünïcödé-{}-0123456789"]
+)
+def test_a_token_that_cannot_be_used_stops_the_worker_without_being_shown(
+    kafka_brokers: str, tmp_path: Path, bad: str
+) -> None:
+    marker = "Zq" + secrets.token_hex(4)  # alone, too short for a token
+    env = worker_env(
+        kafka_brokers,
+        tmp_path,
+        unique("optouts-bad-token"),
+        free_port(),
+        OPTOUTS_OPERATOR_TOKEN=bad.format(marker),
+    )
+
+    done = subprocess.run(
+        [sys.executable, "-m", "streams", "worker"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert done.returncode != 0
+    assert "OPTOUTS_OPERATOR_TOKEN" in done.stderr
+    assert marker not in done.stdout + done.stderr

@@ -12,7 +12,7 @@ import pytest
 from streams.topics import MESSAGING_EVENTS, OPT_OUTS
 from tests.factories import blocked, received, sent, unique, unique_phone
 from tests.integration.kafka import latest_values, publish
-from tests.integration.processes import ServiceProcess, http_json
+from tests.integration.processes import ServiceProcess, http_json, operator_headers
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +32,9 @@ def eventually(check: Callable[[], Any], timeout: float = 20.0) -> Any:
 
 
 def opt_outs(worker: ServiceProcess, person_id: str) -> list[dict[str, Any]]:
-    status, body = http_json("GET", f"{worker.url}/people/{person_id}/sms-opt-outs")
+    status, body = http_json(
+        "GET", f"{worker.url}/people/{person_id}/sms-opt-outs", headers=operator_headers(worker)
+    )
     assert status == 200, body
     return list(body["opt_outs"])
 
@@ -42,7 +44,9 @@ def senders(worker: ServiceProcess, person_id: str) -> set[str]:
 
 
 def history(worker: ServiceProcess, person_id: str) -> list[dict[str, Any]]:
-    status, body = http_json("GET", f"{worker.url}/people/{person_id}/sms-opt-outs/history")
+    status, body = http_json(
+        "GET", f"{worker.url}/people/{person_id}/sms-opt-outs/history", headers=operator_headers(worker)
+    )
     assert status == 200, body
     return list(body["history"])
 

@@ -65,13 +65,20 @@ def test_run_without_brokers_starts_an_embedded_broker_and_ctrl_c_stops_both(
     tmp_path: Path, output_dir: Path
 ) -> None:
     port = free_port()
-    env = worker_env(None, tmp_path, unique("optouts-run"), port)
-    process, banner = start_run(env, output_dir / "run-embedded.log")
+    env = worker_env(None, tmp_path, unique("optouts-run"), port, OPTOUTS_AUTH=None)  # as `make run`
+    log = output_dir / "run-embedded.log"
+    process, banner = start_run(env, log)
     brokers = re.search(r"Kafka brokers\s+(\S+)", banner).group(1)  # type: ignore[union-attr]
     broker_pid = int(re.search(r"embedded Tansu, pid (\d+)", banner).group(1))  # type: ignore[union-attr]
     try:
         assert f"http://127.0.0.1:{port}/people/{{person_id}}/sms-opt-outs" in banner
         assert f"http://127.0.0.1:{port}/metrics" in banner
+        # Secure by default: a token generated at start, its login URL printed, the CLI finds it.
+        login = eventually(lambda: re.search(r"operator login\s+(\S+/login\?token=(\S+))", log.read_text()))
+        assert login.group(1) == f"http://127.0.0.1:{port}/login?token={login.group(2)}"
+        assert (tmp_path / "embedded" / "operator-token").read_text().strip() == login.group(2)
+        bearer = {"Authorization": f"Bearer {login.group(2)}"}
+        assert http_json("GET", f"http://127.0.0.1:{port}/people/nobody/sms-opt-outs")[0] == 401
 
         person, phone = unique("person"), unique_phone()
         publish(
@@ -79,9 +86,17 @@ def test_run_without_brokers_starts_an_embedded_broker_and_ctrl_c_stops_both(
             "sms-messaging-events",
             [(phone, sent(person, phone, SENDER)), (phone, received(phone, SENDER, "STOP"))],
         )
-        eventually(
-            lambda: http_json("GET", f"http://127.0.0.1:{port}/people/{person}/sms-opt-outs")[1]["opt_outs"]
+        url = f"http://127.0.0.1:{port}/people/{person}/sms-opt-outs"
+        eventually(lambda: http_json("GET", url, headers=bearer)[1]["opt_outs"])
+        shown = subprocess.run(
+            [sys.executable, "-m", "streams", "people", "show", person],
+            cwd=ROOT,
+            env=env,  # the same data dir: the CLI reads the token the worker wrote
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
+        assert shown.returncode == 0 and SENDER in shown.stdout, shown.stderr
     finally:
         assert interrupt(process, broker_pid) == 0
     eventually(lambda: not alive(broker_pid), timeout=10)

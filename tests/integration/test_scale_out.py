@@ -12,7 +12,7 @@ from aiokafka.partitioner import murmur2
 
 from streams.topics import OPT_OUTS_TABLE
 from tests.factories import unique
-from tests.integration.processes import ServiceProcess, http_json, new_worker
+from tests.integration.processes import ServiceProcess, http_json, new_worker, operator_headers
 from tests.integration.test_overrides import WHO, opted_out, remove
 from tests.integration.test_pipeline import SENDER, eventually, history, opt_outs, senders
 
@@ -52,7 +52,7 @@ def pair(
 
 def owners(worker: ServiceProcess) -> dict[int, int]:
     """Partition of the opt-outs table -> the web port of the worker that owns it (Faust's /router/)."""
-    status, hosts = http_json("GET", f"{worker.url}/router/")
+    status, hosts = http_json("GET", f"{worker.url}/router/", headers=operator_headers(worker))
     if status != 200 or http_json("GET", f"{worker.url}/ready")[0] != 200:
         return {}
     changelog = f"-{OPT_OUTS_TABLE}-changelog"

@@ -13,7 +13,7 @@ from schemas.dead_letters import DeadLetter
 from schemas.errors import DecodeError
 from streams.broker_watch import BrokerView, lags, readiness
 from streams.dead_letters_cli import Found, Refused, check_foldable, parse_id, value_to_publish
-from streams.operator_auth import is_under, local_path, presented_token, same_token
+from streams.operator_auth import bearer_token, is_under, local_path, same_token
 from streams.topics import MESSAGING_EVENTS, OPT_OUTS, PERSON_EVENTS
 from tests.factories import sent
 
@@ -65,12 +65,12 @@ def test_not_ready_while_the_tables_recover() -> None:
 # ---- the operator token -----------------------------------------------------------------------------
 
 
-def test_the_token_comes_from_a_bearer_header_first_then_the_cookie() -> None:
-    assert presented_token("Bearer s3cret", "other") == "s3cret"
-    assert presented_token("bearer  s3cret ", None) == "s3cret"
-    assert presented_token("Basic dXNlcjpwYXNz", "from-cookie") == "from-cookie"
-    assert presented_token(None, None) is None
-    assert presented_token("Bearer ", "") is None
+def test_the_token_comes_from_a_bearer_header() -> None:
+    assert bearer_token("Bearer s3cret") == "s3cret"
+    assert bearer_token("bearer  s3cret ") == "s3cret"
+    assert bearer_token("Basic dXNlcjpwYXNz") is None
+    assert bearer_token(None) is None
+    assert bearer_token("Bearer ") is None
 
 
 def test_only_the_same_token_passes() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from streams.operator_auth import BadOperatorToken, operator_token, token_file
+from streams.operator_auth import BadOperatorToken, local_path, operator_token, token_file
 from streams.settings import Settings
 
 TOKEN = "t0ken-" + "x" * 20
@@ -54,3 +54,36 @@ def test_a_token_that_cannot_be_used_is_refused_without_being_shown(tmp_path: Pa
 
     assert "SECRET" not in str(refused.value)
     assert "SECRET" not in repr(settings(tmp_path, bad))
+
+
+@pytest.mark.parametrize(
+    "elsewhere",
+    [
+        "//evil.example/x",
+        "///evil.example/x",
+        "/\\evil.example",
+        "/\\/evil.example",
+        "\\\\evil.example",
+        "\\/evil.example",
+        "/\t/evil.example/",  # a browser drops the tab: //evil.example/
+        "/\n/evil.example/",
+        "/\r\n/evil.example/",
+        " //evil.example",
+        "https://evil.example/",
+        "http:evil.example",
+        "javascript:alert(1)",
+        "%2F%2Fevil.example",
+        "evil.example/x",
+        "",
+        None,
+    ],
+)
+def test_after_logging_in_nothing_but_a_path_of_this_service_is_followed(elsewhere: str | None) -> None:
+    assert local_path(elsewhere) == "/"
+
+
+@pytest.mark.parametrize(
+    "here", ["/", "/people/cus_1", "/people/cus_1?as_of=2026-11-27T09:05:00Z", "/people/a%2Fb", "/%2F%2Fevil"]
+)
+def test_a_path_of_this_service_is_followed_as_it_is(here: str) -> None:
+    assert local_path(here) == here  # '/%2F%2Fevil' is a path here: a browser does not decode %2F
