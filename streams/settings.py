@@ -91,6 +91,11 @@ class Settings(BaseSettings):
         description="'off' answers everything without the operator token, for a trusted network only"
         " (the worker warns at start).",
     )
+    allowed_hosts: CommaList = Field(
+        (),
+        description="More Host header values the web server answers, comma-separated ('name' for any"
+        " port, 'name:port'; '*' for any); loopback, the web host and the public URL's host always are.",
+    )
     operator_session_hours: float = Field(
         12.0, gt=0, description="Hours a login lasts: the session cookie /login sets expires then."
     )
@@ -106,6 +111,7 @@ class Settings(BaseSettings):
         "opt_in_keywords",
         "twilio_senders",
         "twilio_messaging_services",
+        "allowed_hosts",
         mode="before",
     )
     @classmethod

@@ -30,6 +30,7 @@ from streams.tables import Tables, declare_tables
 from streams.topics import Topics, create_topics, declare_topics
 from streams.twilio_webhooks import register_twilio_views
 from streams.views import register_views
+from streams.web_security import register_web_security
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ def build_service(settings: Settings) -> Service:
     metrics = Metrics()
     register_agents(app, settings, topics, tables, metrics)
     watch = register_broker_watch(app, settings, metrics)
+    register_web_security(app, settings)
     sessions = register_operator_auth(app, settings)
     install_json_errors(app.web.web_app)
     register_views(app, settings, tables, metrics, watch)

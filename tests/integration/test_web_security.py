@@ -159,6 +159,41 @@ def test_health_readiness_metrics_and_the_signed_webhooks_answer_without_it(
     assert call(protected, "/twilio/messages", "POST", form={}).status == 503
 
 
+# ---- hosts --------------------------------------------------------------------------------------------
+
+
+def test_only_known_hosts_are_answered_and_others_get_421(protected: ServiceProcess) -> None:
+    port, bearer = protected.port, operator_headers(protected)
+    allowed = [
+        f"127.0.0.1:{port}",
+        f"localhost:{port}",
+        f"LOCALHOST.:{port}",
+        f"[::1]:{port}",
+        "optouts.example.com",  # the public URL's host: a proxy may pass it on
+        "optouts.example.com:443",
+        "ops.internal:8443",  # OPTOUTS_ALLOWED_HOSTS
+        "proxy.internal:9000",
+    ]
+    refused = [
+        "evil.example",
+        f"evil.example:{port}",  # a rebound DNS name keeps the port
+        f"localhost.evil.example:{port}",
+        f"localhost:{port + 1}",
+        "ops.internal:8444",
+        "optouts.example.com.evil.example",
+        "127.0.0.1:6066@evil.example",
+        "",
+    ]
+    for host in allowed:
+        assert call(protected, "/people/p/sms-opt-outs", headers={**bearer, "Host": host}).status == 200, host
+    for host in refused:
+        answer = call(protected, "/people/p/sms-opt-outs", headers={**bearer, "Host": host})
+        assert (answer.status, answer.headers.get_content_type()) == (421, "application/json"), host
+        assert "OPTOUTS_ALLOWED_HOSTS" in answer.body
+    # Probes name the pod's address, which no setting knows: they answer whatever the Host.
+    assert call(protected, "/health", headers={"Host": "10.1.2.3:6066"}).status == 200
+
+
 # ---- sessions -----------------------------------------------------------------------------------------
 
 
@@ -261,6 +296,24 @@ def test_a_path_of_this_service_is_followed_after_logging_in(protected: ServiceP
 
 
 # ---- the person page: without JavaScript, and its headers -------------------------------------------
+
+
+def test_pages_with_personal_data_forbid_framing_sniffing_caching_and_inline_script(
+    protected: ServiceProcess,
+) -> None:
+    answer = call(protected, "/people/p", headers={"Cookie": logged_in(protected)})
+
+    assert answer.status == 200
+    policy = answer.headers["Content-Security-Policy"]
+    assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    assert "unsafe-inline" not in policy and "'sha256-" in policy
+    assert (
+        answer.headers["X-Frame-Options"],
+        answer.headers["X-Content-Type-Options"],
+        answer.headers["Cache-Control"],
+        answer.headers["Referrer-Policy"],
+    ) == ("DENY", "nosniff", "no-store", "no-referrer")
+    assert "onclick" not in answer.body and "javascript:" not in answer.body
 
 
 def test_a_removal_form_without_its_csrf_token_removes_nothing(
