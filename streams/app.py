@@ -60,7 +60,13 @@ def create_app(settings: Settings) -> faust.App:
         # The largest body any view reads (a Twilio webhook's 64 KiB); each view has its own limit too.
         web_application_options={"client_max_size": 64 * 1024},
         web_in_thread=False,
-        # Faust's /table/... views would serve any table's contents to anyone who asks.
+        # Faust's /table/... views would serve any table's contents to anyone who asks; its router,
+        # graph and statistics views are debugging aids that answer 500s to unknown names
+        # (/router/nope/). streams.routing serves the partition map at /router/ instead.
         web_tables_enabled=False,
+        web_router_enabled=False,
+        web_graph_enabled=False,
+        web_stats_enabled=False,
+        web_metrics_enabled=False,
         fetch_max_wait=settings.fetch_max_wait,
     )

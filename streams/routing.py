@@ -11,10 +11,24 @@ from collections.abc import Awaitable, Callable
 
 import faust
 from aiohttp import web
+from faust.web import Request, Response, View
+from multidict import CIMultiDict
 from yarl import URL
 
 FORWARDED = "X-Optouts-Forwarded"
+# The forwarded request's Host is the owner's own web host and port, which it answers to.
 _HOP_BY_HOP = {"host", "content-length", "transfer-encoding", "connection"}
+# Not relayed from the owner's answer: the connection's own, and what aiohttp sets again (the body
+# arrives decoded). Everything else is (Location, Set-Cookie, Retry-After, WWW-Authenticate, ...).
+_NOT_RELAYED = {
+    "content-length",
+    "content-encoding",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "date",
+    "server",
+}
 
 
 async def on_owner(
@@ -43,11 +57,13 @@ async def on_owner(
     headers[FORWARDED] = "1"
     target = request.url.with_scheme(owner.scheme or "http").with_host(owner.host or "").with_port(owner.port)
     async with app.http_client.request(
-        request.method, target, headers=headers, data=await request.read()
+        request.method, target, headers=headers, data=await request.read(), allow_redirects=False
     ) as answer:
         body = await answer.read()
-        content_type = answer.headers.get("Content-Type", "application/octet-stream")
-        return web.Response(body=body, status=answer.status, headers={"Content-Type": content_type})
+        relayed = CIMultiDict(
+            (name, value) for name, value in answer.headers.items() if name.lower() not in _NOT_RELAYED
+        )
+        return web.Response(body=body, status=answer.status, headers=relayed)
 
 
 def _same_worker(a: URL, b: URL) -> bool:
@@ -58,3 +74,13 @@ def _unavailable(reason: str) -> web.Response:
     return web.json_response(
         {"error": f"try again shortly: {reason}"}, status=503, headers={"Retry-After": "1"}
     )
+
+
+def register_partition_map(app: faust.App) -> None:
+    """`GET /router/`: which worker (web URL) owns which partitions of each table, as Faust's own
+    router view showed it. Faust's router views are off (their `/router/{table}/` answered a 500 for a
+    table that does not exist); this one is behind the operator token like the rest."""
+
+    @app.page("/router/")
+    async def partition_map(view: View, request: Request) -> Response:
+        return view.json(app.router.tables_metadata())

@@ -25,6 +25,7 @@ from streams.operator_auth import (
     with_access,
 )
 from streams.pages import register_pages
+from streams.routing import register_partition_map
 from streams.settings import Settings
 from streams.tables import Tables, declare_tables
 from streams.topics import Topics, create_topics, declare_topics
@@ -58,6 +59,7 @@ def build_service(settings: Settings) -> Service:
     register_views(app, settings, tables, metrics, watch)
     register_openapi(app)
     register_pages(app, settings, tables, sessions)
+    register_partition_map(app)
     register_twilio_views(app, settings, topics, metrics)
     return Service(app, settings, topics, tables, metrics, watch)
 

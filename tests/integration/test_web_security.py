@@ -159,6 +159,14 @@ def test_health_readiness_metrics_and_the_signed_webhooks_answer_without_it(
     assert call(protected, "/twilio/messages", "POST", form={}).status == 503
 
 
+def test_faust_debug_views_are_off_and_an_unknown_table_is_no_500(protected: ServiceProcess) -> None:
+    bearer = operator_headers(protected)
+
+    assert call(protected, "/router/", headers=bearer).status == 200  # the partition map, ours
+    for path in ("/router/nope/", "/router/nope/key/", "/router/topics", "/graph/", "/stats/", "/table/"):
+        assert call(protected, path, headers=bearer).status == 404, path
+
+
 # ---- hosts --------------------------------------------------------------------------------------------
 
 
