@@ -1,14 +1,16 @@
 """With OPTOUTS_OPERATOR_TOKEN set, everything but health, readiness, metrics and the Twilio webhooks
 needs the token (a Bearer header, or the session `/login` sets for a browser), also across workers;
-Faust's table views are refused to everyone. A token that cannot be used stops the worker without
-being shown."""
+Faust's table views are refused to everyone. The token never reaches the log, not even in a header
+too long for aiohttp, and one that cannot be used stops the worker without being shown."""
 
 from __future__ import annotations
 
 import os
 import secrets
+import socket
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -163,6 +165,29 @@ def test_the_operator_command_sends_the_token_from_its_settings(
     assert show(OPTOUTS_OPERATOR_TOKEN=TOKEN).returncode == 0
     without = show()
     assert without.returncode == 1 and "error (401)" in without.stderr
+
+
+def test_headers_too_long_for_aiohttp_leave_no_token_and_no_cookie_in_the_log(
+    guarded: tuple[ServiceProcess, ServiceProcess],
+) -> None:
+    worker = guarded[0]
+    marker = unique("secret-marker")
+    padding = "x" * 9000  # over aiohttp's 8190 bytes for a header line
+    requests = [
+        f"GET /people/p/sms-opt-outs HTTP/1.1\r\nAuthorization: Bearer {TOKEN}{marker}{padding}\r\n",
+        f"GET /people/p HTTP/1.1\r\nCookie: optouts_session={marker}; other={TOKEN}{padding}\r\n",
+        f"GET /login?token={TOKEN}{marker}{padding} HTTP/1.1\r\n",  # the request line
+    ]
+    for request in requests:
+        with socket.create_connection(("127.0.0.1", worker.port), timeout=10) as connection:
+            connection.sendall(f"{request}Host: 127.0.0.1:{worker.port}\r\n\r\n".encode())
+            answer = connection.recv(65536).decode("latin-1")
+        assert answer.split(" ", 2)[1] in ("400", "431"), answer[:200]
+        assert marker not in answer and TOKEN not in answer
+    time.sleep(1.0)  # the worker's log is written by its own process
+
+    log = worker.log_path.read_text(errors="replace")
+    assert marker not in log and TOKEN not in log
 
 
 @pytest.mark.parametrize(
