@@ -1,7 +1,14 @@
 """Stage 2, per person: the list of senders the person opted out of, and its history.
 
-`project(state, event)` folds one event of the person log. Every event id is applied once; the
-history holds every event that changed the list, oldest first, so it is the audit trail.
+`project(state, event)` folds one event of the person log. An entry's events are judged by their
+`occurred_at`: a removal (opt-in keyword, override) older than the entry it would remove, or a
+recording no later than the entry's last removal, is of the past and changes nothing. So a
+redelivered event, whenever it comes, changes nothing without a memory of every event id: what a
+person's state holds is bounded by their entries, not by their events.
+
+The history (every event that changed the list, oldest first) is the audit trail. It is not part of
+the stored state (`to_json`): a state read back holds `history_start` earlier changes, kept by the
+shell apart from it (streams.person_history), and `history` holds the changes folded since.
 """
 
 from __future__ import annotations
@@ -28,17 +35,25 @@ from schemas.events import (
 EntryKey = tuple[str, str]
 
 _HISTORY: TypeAdapter[list[AnyPersonEvent]] = TypeAdapter(list[AnyPersonEvent])
+_ENTRIES: TypeAdapter[list[OptOutEntry]] = TypeAdapter(list[OptOutEntry])
+_TIME: TypeAdapter[datetime] = TypeAdapter(datetime)
 
 
 @dataclass(frozen=True, slots=True)
 class PersonOptOuts:
-    """One person's list, the changes that made it, and every event id already applied."""
+    """One person's list, when each of its entries was last removed, and the changes that made it."""
 
     person_id: str
     entries: Mapping[EntryKey, OptOutEntry] = field(default_factory=dict)
-    history: tuple[AnyPersonEvent, ...] = ()
-    seen: frozenset[str] = frozenset()
+    # the latest removal of each entry that was ever removed: a recording no later than it is stale
+    removed: Mapping[EntryKey, datetime] = field(default_factory=dict)
     updated_at: datetime | None = None
+    history_start: int = 0  # changes before `history`, kept apart from the state
+    history: tuple[AnyPersonEvent, ...] = ()
+
+    @property
+    def history_length(self) -> int:
+        return self.history_start + len(self.history)
 
     def senders(self) -> set[str]:
         return {sender for sender, _ in self.entries}
@@ -49,28 +64,48 @@ class PersonOptOuts:
         return OptOutList(person_id=self.person_id, opt_outs=tuple(entries), updated_at=self.updated_at)
 
     def to_json(self) -> dict[str, Any]:
+        """The stored state, without the history: its size depends on the entries alone."""
         return {
             "person_id": self.person_id,
-            "history": [event.model_dump(mode="json") for event in self.history],
-            "seen": sorted(self.seen),
+            "entries": [entry.model_dump(mode="json") for entry in self.as_list().opt_outs],
+            "removed": [
+                [sender, phone, _text(moment)] for (sender, phone), moment in sorted(self.removed.items())
+            ],
+            "updated_at": None if self.updated_at is None else _text(self.updated_at),
+            "history_length": self.history_length,
         }
 
     @classmethod
     def from_json(cls, person_id: str, data: Mapping[str, Any] | None) -> PersonOptOuts:
-        """The state stored as `to_json` wrote it; the list itself is rebuilt from the history."""
+        """The state as `to_json` stored it, with its history kept apart (`history_start` changes).
+
+        A state stored before the history was kept apart holds it inline: it is folded again, and
+        comes back as `history`, to be kept apart when the state is next written."""
         if not data:
             return cls(person_id)
-        # Lax, not strict: the stored form is JSON (timestamps as strings) that we wrote ourselves.
-        history = _HISTORY.validate_python(data["history"], strict=False)
-        rebuilt = project_all(history, person_id=person_id)
-        return replace(rebuilt, seen=frozenset(data["seen"]))
+        if "history" in data:
+            # Lax, not strict: the stored form is JSON (timestamps as strings) that we wrote ourselves.
+            return project_all(_HISTORY.validate_python(data["history"], strict=False), person_id=person_id)
+        entries = _ENTRIES.validate_python(data["entries"], strict=False)
+        return cls(
+            person_id,
+            entries={(entry.sender, entry.phone): entry for entry in entries},
+            removed={
+                (sender, phone): _TIME.validate_python(moment) for sender, phone, moment in data["removed"]
+            },
+            updated_at=None if data["updated_at"] is None else _TIME.validate_python(data["updated_at"]),
+            history_start=data["history_length"],
+        )
+
+
+def _text(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
 
 
 def project(state: PersonOptOuts, event: AnyPersonEvent) -> PersonOptOuts:
-    """Fold one event of this person's log. A repeated event id returns `state` itself."""
-    if event.event_id in state.seen:
-        return state
-    return _apply(event, replace(state, seen=state.seen | {event.event_id}))
+    """Fold one event of this person's log; `state` itself when it changes nothing (a redelivery,
+    a recording of what stands, a removal of what does not)."""
+    return _apply(event, state)
 
 
 def project_all(events: Iterable[AnyPersonEvent], *, person_id: str) -> PersonOptOuts:
@@ -100,6 +135,9 @@ def _recorded(event: OptOutRecorded, state: PersonOptOuts) -> PersonOptOuts:
     key = (event.sender, event.phone)
     if key in state.entries:
         return state  # already opted out: the entry keeps its first cause and date
+    removed = state.removed.get(key)
+    if removed is not None and event.occurred_at <= removed:
+        return state  # removed since (a redelivery, or a 21610 older than an opt-in): of the past
     entry = OptOutEntry(
         sender=event.sender,
         phone=event.phone,
@@ -108,20 +146,38 @@ def _recorded(event: OptOutRecorded, state: PersonOptOuts) -> PersonOptOuts:
         keyword=event.keyword,
         messaging_service_sid=event.messaging_service_sid,
     )
-    return _changed(state, event, {**state.entries, key: entry})
+    return _changed(state, event, {**state.entries, key: entry}, state.removed)
 
 
 @_apply.register(OptOutCleared)
 @_apply.register(OptOutOverridden)
 def _removed(event: OptOutCleared | OptOutOverridden, state: PersonOptOuts) -> PersonOptOuts:
     key = (event.sender, event.phone)
-    if key not in state.entries:
-        return state  # nothing to remove: the list does not change and the history says nothing
+    entry = state.entries.get(key)
+    latest = state.removed.get(key)
+    removed = (
+        state.removed
+        if latest is not None and latest >= event.occurred_at
+        else {
+            **state.removed,
+            key: event.occurred_at,
+        }
+    )
+    if entry is None or event.occurred_at < entry.since:
+        # Nothing to remove, or the entry came after this event (a redelivery of an older removal):
+        # the list does not change and the history says nothing, but a recording older than this
+        # removal, should it come late, is of the past.
+        return state if removed is state.removed else replace(state, removed=removed)
     entries = {k: v for k, v in state.entries.items() if k != key}
-    return _changed(state, event, entries)
+    return _changed(state, event, entries, removed)
 
 
 def _changed(
-    state: PersonOptOuts, event: AnyPersonEvent, entries: Mapping[EntryKey, OptOutEntry]
+    state: PersonOptOuts,
+    event: AnyPersonEvent,
+    entries: Mapping[EntryKey, OptOutEntry],
+    removed: Mapping[EntryKey, datetime],
 ) -> PersonOptOuts:
-    return replace(state, entries=entries, history=(*state.history, event), updated_at=event.occurred_at)
+    return replace(
+        state, entries=entries, removed=removed, history=(*state.history, event), updated_at=event.occurred_at
+    )

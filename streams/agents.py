@@ -35,6 +35,7 @@ from streams.batches import Fetched
 from streams.dead_letters import dead_letter
 from streams.forwarding import Forwarding
 from streams.metrics import Metrics
+from streams.person_history import history_writes
 from streams.sends import Sends
 from streams.settings import Settings
 from streams.table_writes import TableWrites, folded_up_to
@@ -114,10 +115,10 @@ def register_agents(
 
     async def project_batch(batch: Fetched) -> None:
         store = partition_store(tables.opt_outs, batch.partition)
+        redelivered = batch.records[0].offset <= folded_up_to(store)  # as in resolve_batch
         folded: Counter[str] = Counter()
         loaded: dict[bytes, PersonOptOuts] = {}  # as stored before this batch
         states: dict[bytes, PersonOptOuts] = {}
-        republish: set[bytes] = set()
         for record in batch.records:
             try:
                 person_event = person_event_of(record, max_ahead=max_ahead)
@@ -139,20 +140,22 @@ def register_agents(
             states[key] = projected
             if projected is before_event:
                 folded[DUPLICATE] += 1
-                # A duplicate re-sends the current list: the send after a crash may be the one lost.
-                republish.add(key)
             folded[person_event.type] += 1
         for key, state in states.items():
             before = loaded[key]
-            # A redelivery rewrites what is stored, as it re-sends the list: the changelog may
-            # be the write a crash lost (the local store is written first).
-            if state is not before or key in republish:
+            # A redelivery writes and sends again all it touched: the crash may have lost the
+            # changelog records and the list the store already holds. Otherwise only what changed
+            # (a state read with its history inline, as stored before it was kept apart, is moved).
+            if redelivered or state is not before or before.history:
                 await opt_outs_writes.put(key, storable(state.to_json()), batch.partition)
+                for chunk, changes in history_writes(state, store.get, rewrite=redelivered):
+                    await opt_outs_writes.put(chunk, changes, batch.partition)
             # The whole list, not only its entries: an opt-out recorded and cleared within
             # one batch leaves the entries as they were but changes the list's history.
-            if key in republish or state.as_list() != before.as_list():
+            if redelivered or state.as_list() != before.as_list():
                 await sends.send(OPT_OUTS, key, encode(state.as_list()))
                 metrics.list_size.observe(len(state.entries))
+        opt_outs_writes.folded(batch.partition, batch.records[-1].offset)
         await opt_outs_writes.done()
         count_folded(metrics, "project", folded)
 

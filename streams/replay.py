@@ -30,6 +30,7 @@ from streams.generations import Generation, built_generations, current_generatio
 from streams.group_offsets import commit_offsets, committed_offsets
 from streams.log_reader import ends_of, snapshot
 from streams.offline_fold import LogRead, fold_messaging_log, read_person_log
+from streams.person_history import history_writes
 from streams.progress import say
 from streams.settings import Settings
 from streams.tables import storable
@@ -159,10 +160,18 @@ async def replay(settings: Settings, *, switch: bool = True) -> ReplaySummary:
         )
         for person, state in states.items()
     ]
+    opt_outs_changelog = changelog_topic(target.settings(settings), OPT_OUTS_TABLE)
+    histories = [
+        (opt_outs_changelog, persons.partitions[person], chunk, changes)
+        for person, state in states.items()
+        for chunk, changes in history_writes(state, lambda key: None)
+    ]
     say(f"replay: writing {len(fold.contacts):,} contacts and {len(states):,} lists to {target}")
-    # As the agents write a table value (streams.tables.storable) under the raw key.
+    # As the agents write a table value (streams.tables.storable) under the raw key, and a person's
+    # history apart from it (streams.person_history).
     await send_all(
-        settings, [(topic, p, key.encode(), storable(value)) for topic, p, key, value in changelogs]
+        settings,
+        [(topic, p, key.encode(), storable(value)) for topic, p, key, value in changelogs] + histories,
     )
     await commit_offsets(
         settings, target.app_id, {**ends_of(messaging_spans), **ends_of(person_spans), **ends_of(tail_spans)}

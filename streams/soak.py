@@ -361,12 +361,14 @@ def brief(raw: bytes | None) -> str:
         value = json.loads(raw)
     except ValueError:
         return f"not JSON: {raw[:80]!r}"
+    if isinstance(value, list):  # a chunk of a stored person's history
+        return f"history chunk, {len(value)} changes"
     if not isinstance(value, dict):
         return f"JSON {str(value)[:80]}"
     if "opt_outs" in value:
         return "list " + ", ".join(f"{e['sender']} at {e['phone']}" for e in value["opt_outs"])
-    if "history" in value:  # a stored person: the ids it applied
-        return f"stored person, {len(value['history'])} changes, {len(value.get('seen', ()))} ids seen"
+    if "history_length" in value:  # a stored person (the history is kept apart)
+        return f"stored person, {len(value['entries'])} entries, {value['history_length']} changes"
     if "recipients" in value:  # a stored phone
         recipients = ", ".join(f"{s}: {'/'.join(p)}" for s, p in sorted(value["recipients"].items()))
         return f"stored phone, recipients {recipients or 'none'}; {len(value['applied'])} ids applied"

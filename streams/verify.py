@@ -33,6 +33,7 @@ from streams.generations import Generation, current_generation
 from streams.group_offsets import committed_offsets
 from streams.log_reader import Span, ends_of, latest_values, snapshot
 from streams.offline_fold import fold_messaging_log, read_person_log
+from streams.person_history import is_history_key
 from streams.progress import say
 from streams.settings import Settings
 from streams.topics import (
@@ -172,7 +173,7 @@ async def _stored_lists(settings: Settings, topic: str) -> dict[str, Found]:
     lists: dict[str, Found] = {}
     for key, (_, value) in (await latest_values(settings.brokers, spans)).items():
         person = key.decode(errors="replace")
-        if value is not None:
+        if value is not None and not is_history_key(key):
             try:
                 lists[person] = PersonOptOuts.from_json(person, json.loads(value)).as_list()
             except (ValueError, KeyError, TypeError) as exc:  # a value the service did not write

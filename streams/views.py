@@ -11,6 +11,7 @@ import re
 import time
 import urllib.parse
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -31,6 +32,7 @@ from streams.broker_watch import BrokerWatch, readiness
 from streams.http_errors import error_response
 from streams.metrics import CONTENT_TYPE, Metrics
 from streams.override_log import NotAppended, OverrideLog
+from streams.person_history import read_history
 from streams.routing import on_owner
 from streams.settings import Settings
 from streams.tables import Tables, stored
@@ -71,8 +73,16 @@ def person_key(person_id: str) -> str:
         raise BadRequest(422, str(exc)) from None
 
 
-def load_person(tables: Tables, person_id: str) -> PersonOptOuts:
+def load_state(tables: Tables, person_id: str) -> PersonOptOuts:
+    """The person's list as stored, without its history: the same cost however long that is."""
     return PersonOptOuts.from_json(person_id, stored(tables.opt_outs.get(person_id.encode())))
+
+
+def load_person(tables: Tables, person_id: str) -> PersonOptOuts:
+    """The person's list and their whole history (for the page, an override, a past moment)."""
+    state = load_state(tables, person_id)
+    earlier = read_history(person_id, state.history_start, tables.opt_outs.get)
+    return replace(state, history_start=0, history=(*earlier, *state.history))
 
 
 # A '+' of an unencoded UTC offset arrives as a space (form encoding): put it back.
@@ -89,6 +99,20 @@ def parse_as_of(raw: str | None, *, naive_is_utc: bool = False) -> datetime | No
         return inputs.timestamp(_OFFSET_AS_SPACE.sub(r"\1+\2", raw.strip()), naive_is_utc=naive_is_utc)
     except InvalidInput as exc:
         raise BadRequest(422, f"as_of {excerpt(raw)} {exc.problem}") from None
+
+
+# Changes a history page holds at most (the newest first, unless `before` says where to end).
+HISTORY_PAGE = 1000
+
+
+def page_bound(raw: str | None, name: str, default: int | None, *, low: int, high: int | None) -> int | None:
+    """A paging query parameter: a whole number from `low` to `high`, `default` when absent."""
+    if raw is None:
+        return default
+    if not raw.isascii() or not raw.isdigit() or int(raw) < low or (high is not None and int(raw) > high):
+        most = f" to {high}" if high is not None else " or more"
+        raise BadRequest(422, f"{name} {excerpt(raw)} must be a whole number from {low}{most}")
+    return int(raw)
 
 
 def override_id(person_id: str, idempotency_key: str | None) -> str:
@@ -140,9 +164,9 @@ def register_views(
     @app.page(f"/people/{PERSON}/sms-opt-outs")
     async def opt_outs(view: View, request: Request, person_id: str) -> Response:
         async def handle() -> web.Response:
-            state = load_person(tables, person_id)
             if moment is None:
-                return web.json_response(state.as_list().model_dump(mode="json"))
+                return web.json_response(load_state(tables, person_id).as_list().model_dump(mode="json"))
+            state = load_person(tables, person_id)
             # As it stood then: the history up to `as_of`, folded again.
             listed = as_of(state, moment).as_list().model_dump(mode="json")
             return web.json_response({**listed, "as_of": moment.isoformat().replace("+00:00", "Z")})
@@ -156,9 +180,25 @@ def register_views(
     @app.page(f"/people/{PERSON}/sms-opt-outs/history")
     async def history(view: View, request: Request, person_id: str) -> Response:
         async def handle() -> web.Response:
-            changes = [event.model_dump(mode="json") for event in load_person(tables, person_id).history]
-            return web.json_response({"person_id": person_id, "history": changes})
+            length = load_state(tables, person_id).history_length
+            stop = length if before is None else min(before, length)
+            start = max(0, stop - limit)
+            page = read_history(person_id, length, tables.opt_outs.get, start=start, stop=stop)
+            return web.json_response(
+                {
+                    "person_id": person_id,
+                    "history": [event.model_dump(mode="json") for event in page],
+                    # where the page before this one ends (`?before=`), null at the first change
+                    "before": start or None,
+                    "total": length,
+                }
+            )
 
+        try:
+            limit = page_bound(request.query.get("limit"), "limit", HISTORY_PAGE, low=1, high=HISTORY_PAGE)
+            before = page_bound(request.query.get("before"), "before", None, low=0, high=None)
+        except BadRequest as bad:
+            return bad.response
         return await for_person(request, person_id, handle)
 
     @app.page(f"/people/{PERSON}/sms-opt-outs/{{sender}}")
@@ -224,8 +264,8 @@ def register_views(
         """Read-your-write: wait, bounded, until the list shows the override."""
         deadline = time.monotonic() + settings.override_wait
         while True:
-            stored_state = stored(tables.opt_outs.get(person_id.encode())) or {}
-            if event.event_id in stored_state.get("seen", ()):
+            removed = load_state(tables, person_id).removed.get((event.sender, event.phone))
+            if removed is not None and removed >= event.occurred_at:
                 return True
             if time.monotonic() >= deadline:
                 return False

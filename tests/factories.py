@@ -20,6 +20,11 @@ def unique_phone() -> str:
     return f"+1{2 * 10**9 + uuid.uuid4().int % (8 * 10**9):010d}"
 
 
+def now() -> str:
+    """This moment, as the worker stamps what it receives itself (webhooks, overrides)."""
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
 def _stamp() -> str:
     return (_START + timedelta(seconds=next(_clock))).isoformat().replace("+00:00", "Z")
 

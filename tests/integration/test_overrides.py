@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from streams.topics import PERSON_EVENTS
-from tests.factories import blocked, received, sent, unique, unique_phone
+from tests.factories import blocked, now, received, sent, unique, unique_phone
 from tests.integration.kafka import latest_values
 from tests.integration.processes import ServiceProcess, http_json
 from tests.integration.test_pipeline import (
@@ -69,12 +69,28 @@ def test_a_later_blocked_send_brings_an_overridden_sender_back(
     person, phone = opted_out(worker, kafka_brokers, SENDER)
     assert remove(worker, person, SENDER)[0] == 200
 
-    publish_events(kafka_brokers, blocked(person, phone, SENDER))
+    publish_events(kafka_brokers, blocked(person, phone, SENDER, occurred_at=now()))
 
     eventually(lambda: senders(worker, person) == {SENDER})
     types = [change["type"] for change in history(worker, person)]
     assert types == ["opt_out.recorded", "opt_out.overridden", "opt_out.recorded"]
     assert history(worker, person)[-1]["cause"] == "send_blocked"
+
+
+def test_a_blocked_send_from_before_the_override_that_arrives_after_it_changes_nothing(
+    worker: ServiceProcess, kafka_brokers: str
+) -> None:
+    person, phone = opted_out(worker, kafka_brokers, SENDER)
+    earlier = blocked(person, phone, SENDER)  # occurred before the override below, published after
+    assert remove(worker, person, SENDER)[0] == 200
+
+    # Then a STOP to another sender from the same phone: folded after it, into the same list.
+    publish_events(
+        kafka_brokers, earlier, sent(person, phone, OTHER_SENDER), received(phone, OTHER_SENDER, "STOP")
+    )
+
+    eventually(lambda: senders(worker, person) == {OTHER_SENDER})
+    assert [change["sender"] for change in history(worker, person)] == [SENDER, SENDER, OTHER_SENDER]
 
 
 def test_removing_what_is_not_on_the_list_is_404_and_appends_nothing(

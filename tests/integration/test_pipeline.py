@@ -3,13 +3,17 @@ per-person lists out (API and `sms-opt-outs`)."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from streams.topics import MESSAGING_EVENTS, OPT_OUTS
+from schemas.codec import encode
+from schemas.events import OptOutCleared, OptOutRecorded
+from streams.topics import MESSAGING_EVENTS, OPT_OUTS, PERSON_EVENTS
 from tests.factories import blocked, received, sent, unique, unique_phone
 from tests.integration.kafka import latest_values, publish
 from tests.integration.processes import ServiceProcess, http_json, operator_headers
@@ -215,7 +219,7 @@ def test_an_unknown_person_has_an_empty_list(worker: ServiceProcess) -> None:
     )
     assert http_json("GET", f"{worker.url}/people/{person}/sms-opt-outs/history") == (
         200,
-        {"person_id": person, "history": []},
+        {"person_id": person, "history": [], "before": None, "total": 0},
     )
 
 
@@ -287,3 +291,45 @@ def test_a_stop_right_behind_a_mis_keyed_send_still_lists_the_sender(
 
     [entry] = eventually(lambda: opt_outs(worker, person))
     assert (entry["sender"], entry["phone"], entry["since"]) == (SENDER, phone, stop["occurred_at"])
+
+
+# ---- bounded state: the list read does not read the history; the history comes in pages ---------
+
+
+def test_a_long_history_comes_in_pages_oldest_first_and_the_list_stays_small(
+    worker: ServiceProcess, kafka_brokers: str
+) -> None:
+    person, phone = unique("person"), unique_phone()
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    changes = [
+        (OptOutRecorded if i % 2 == 0 else OptOutCleared)(
+            event_id=f"{person}-{i}",
+            occurred_at=start + timedelta(minutes=i),
+            person_id=person,
+            sender=SENDER,
+            phone=phone,
+            source_event_id=f"src-{i}",
+            **({"cause": "keyword", "keyword": "STOP"} if i % 2 == 0 else {"keyword": "START"}),
+        )
+        for i in range(251)
+    ]
+    publish(kafka_brokers, PERSON_EVENTS, [(person, json.loads(encode(change))) for change in changes])
+    ids = [change.event_id for change in changes]
+
+    def page(query: str = "") -> dict[str, Any]:
+        status, body = http_json("GET", f"{worker.url}/people/{person}/sms-opt-outs/history{query}")
+        assert status == 200, body
+        return dict(body)
+
+    eventually(lambda: page()["total"] == 251)
+    assert [c["event_id"] for c in page()["history"]] == ids
+    newest = page("?limit=100")
+    assert ([c["event_id"] for c in newest["history"]], newest["before"]) == (ids[151:], 151)
+    older = page(f"?limit=100&before={newest['before']}")
+    assert ([c["event_id"] for c in older["history"]], older["before"]) == (ids[51:151], 51)
+    oldest = page("?limit=100&before=51")
+    assert ([c["event_id"] for c in oldest["history"]], oldest["before"]) == (ids[:51], None)
+    assert http_json("GET", f"{worker.url}/people/{person}/sms-opt-outs/history?limit=0")[0] == 422
+    assert http_json("GET", f"{worker.url}/people/{person}/sms-opt-outs/history?before=-1")[0] == 422
+    [entry] = opt_outs(worker, person)
+    assert entry["since"] == "2026-01-01T04:10:00Z"  # the last recording, minute 250

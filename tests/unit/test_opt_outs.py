@@ -103,10 +103,10 @@ def test_a_repeated_event_id_returns_the_state_itself() -> None:
     assert project(state, cleared("e2", "ann")) is state
 
 
-def test_an_event_id_is_spent_even_when_it_changed_nothing() -> None:
-    state = fold(overridden("o1", "ann"), recorded("e1", "ann"))
+def test_a_removal_older_than_the_entry_changes_nothing_when_it_comes_again() -> None:
+    state = fold(overridden("o1", "ann", minute=0), recorded("e1", "ann", minute=1))
 
-    assert project(state, overridden("o1", "ann")) is state
+    assert project(state, overridden("o1", "ann", minute=0)) is state
     assert state.senders() == {SENDER}
 
 
@@ -188,7 +188,13 @@ def test_the_state_round_trips_through_json() -> None:
         cleared("e5", "ann", sender="MyBrand", minute=6),
     )
 
-    assert reload(state) == state
+    reloaded = reload(state)
+    assert (reloaded.entries, reloaded.removed, reloaded.updated_at) == (
+        state.entries,
+        state.removed,
+        state.updated_at,
+    )
+    assert (reloaded.history_start, reloaded.history, reloaded.history_length) == (len(state.history), (), 5)
 
 
 def test_a_reloaded_state_still_drops_an_event_id_it_has_seen() -> None:
@@ -200,3 +206,58 @@ def test_a_reloaded_state_still_drops_an_event_id_it_has_seen() -> None:
 def test_an_empty_state_round_trips_through_json() -> None:
     assert reload(PersonOptOuts("ann")) == PersonOptOuts("ann")
     assert PersonOptOuts.from_json("ann", None) == PersonOptOuts("ann")
+
+
+# ---- bounded: a person's stored state holds their entries, never their events ---------------------
+
+
+def test_the_stored_state_does_not_grow_with_the_history() -> None:
+    once = fold(
+        recorded("e0", "ann", minute=0), cleared("c1", "ann", minute=1), recorded("r1", "ann", minute=2)
+    )
+    toggles: list[AnyPersonEvent] = []
+    for i in range(1, 3001):
+        toggles.append(cleared(f"c{i}", "ann", minute=2 * i - 1))
+        toggles.append(recorded(f"r{i}", "ann", minute=2 * i))
+    many = project_all([recorded("e0", "ann", minute=0), *toggles], person_id="ann")
+
+    assert many.history_length == 6001
+    assert len(json.dumps(many.to_json())) == len(json.dumps(once.to_json())) + 3  # the count's digits
+    assert reload(many).as_list() == many.as_list()
+
+
+def test_a_redelivered_recording_after_its_removal_changes_nothing_whenever_it_comes() -> None:
+    state = fold(
+        recorded("e1", "ann", minute=1), cleared("c1", "ann", minute=2), recorded("e9", "ann", minute=3)
+    )
+    state = project(state, overridden("o1", "ann", minute=4))
+
+    assert project(reload(state), recorded("e1", "ann", minute=1)).senders() == set()
+    assert project(reload(state), recorded("e9", "ann", minute=3)).senders() == set()
+
+
+def test_a_21610_older_than_the_opt_in_that_came_before_it_changes_nothing() -> None:
+    # The START was at minute 5; the 21610 of a send at minute 3 reaches the person log after it.
+    state = fold(recorded("e1", "ann", minute=1), cleared("c1", "ann", minute=5))
+
+    assert project(state, recorded("b1", "ann", minute=3, cause="send_blocked")).senders() == set()
+    assert project(state, recorded("b2", "ann", minute=6, cause="send_blocked")).senders() == {SENDER}
+
+
+def test_a_state_stored_with_its_history_inline_is_read_and_keeps_its_history_to_be_moved_out() -> None:
+    events = [
+        recorded("e1", "ann", minute=1),
+        overridden("o1", "ann", minute=2),
+        recorded("e2", "ann", minute=3),
+    ]
+    stored_before = {
+        "person_id": "ann",
+        "history": [event.model_dump(mode="json") for event in events],
+        "seen": sorted(event.event_id for event in events),
+    }
+
+    state = PersonOptOuts.from_json("ann", stored_before)
+
+    assert state.senders() == {SENDER}
+    assert (state.history_start, state.history) == (0, tuple(events))
+    assert project(state, recorded("e1", "ann", minute=1)) is state  # still applied once

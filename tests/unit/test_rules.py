@@ -350,15 +350,20 @@ STORIES_WITH_A_REDELIVERY = {
     "start-after-a-new-stop": (
         [
             sent("s1", "ann"),
-            received("r1", "STOP"),
-            received("r2", "START"),
-            received("r3", "STOP"),
-            received("r2", "START"),
+            received("r1", "STOP", minute=1),
+            received("r2", "START", minute=2),
+            received("r3", "STOP", minute=3),
+            received("r2", "START", minute=2),
         ],
         {(SENDER, PHONE)},
     ),
     "override-after-a-new-21610": (
-        [blocked("b1", "ann"), overridden("o1", "ann"), blocked("b2", "ann"), overridden("o1", "ann")],
+        [
+            blocked("b1", "ann", minute=1),
+            overridden("o1", "ann", minute=2),
+            blocked("b2", "ann", minute=3),
+            overridden("o1", "ann", minute=2),
+        ],
         {(SENDER, PHONE)},
     ),
     "stop-that-found-nobody-after-a-sent": (
