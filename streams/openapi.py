@@ -47,10 +47,14 @@ class ListAsOf(OptOutList):
 
 
 class History(BaseModel):
-    """Every change of the person's list, oldest first."""
+    """A page of the changes of the person's list, oldest first: the newest `limit` before `before`."""
 
     person_id: PersonId
     history: list[AnyPersonEvent]
+    before: int | None = Field(
+        description="Where this page starts: `?before=` it for the page before; null at the first change."
+    )
+    total: int = Field(description="How many changes the history holds.")
 
 
 class Overridden(OptOutOverridden):
@@ -167,9 +171,25 @@ def document() -> dict[str, Any]:
             "get": {
                 **person,
                 "operationId": "listHistory",
-                "summary": "Every change of the person's list, oldest first.",
-                "parameters": [_PERSON],
-                "responses": {"200": _json("History", "The history."), **_errors(401, 503)},
+                "summary": "The changes of the person's list, oldest first, a page at a time.",
+                "parameters": [
+                    _PERSON,
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "required": False,
+                        "description": "Changes on the page, the newest before `before` (1 to 1000; 1000).",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+                    },
+                    {
+                        "name": "before",
+                        "in": "query",
+                        "required": False,
+                        "description": "The page ends before this change (from 0); the end when absent.",
+                        "schema": {"type": "integer", "minimum": 0},
+                    },
+                ],
+                "responses": {"200": _json("History", "A page of the history."), **_errors(401, 422, 503)},
             }
         },
         "/people/{person_id}/sms-opt-outs/{sender}": {
