@@ -92,6 +92,7 @@ class BrokerWatch:
         # A look must end before the next is due: an unreachable broker is then seen within
         # one interval and one timeout.
         self.timeout = min(settings.lag_interval, 5.0)
+        self.max_lag = settings.ready_max_lag
         self.metrics = metrics
         self.view = BrokerView()
         self._client: AIOKafkaConsumer | None = None
@@ -141,8 +142,21 @@ class BrokerWatch:
             self._client = client
         return self._client
 
+    def readiness(self) -> dict[str, Any]:
+        """What `GET /ready` answers now, with the brokers as the last look saw them."""
+        recovery = self.app.tables.recovery
+        return readiness(
+            recovered=recovery.completed.is_set() and not recovery.in_recovery,
+            rebalancing=bool(self.app.rebalancing),
+            view=self.view,
+            max_lag=self.max_lag,
+            app_id=self.app.conf.id,
+        )
+
     def _publish(self, view: BrokerView) -> None:
         self.metrics.broker_reachable.set(1 if view.reachable else 0)
+        # Prometheus cannot read /ready's status: the not-ready alert and the dashboard read this.
+        self.metrics.ready.set(1 if self.readiness()["ready"] else 0)
         for tp, lag in view.lags.items():
             self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
         for gone in self._labelled - set(view.lags):

@@ -13,6 +13,8 @@ from prometheus_client import (
     generate_latest,
 )
 
+from streams.topics import MESSAGING_EVENTS, PERSON_EVENTS
+
 # Prometheus' text format 0.0.4 (UTF-8); aiohttp takes the charset apart from the content type.
 CONTENT_TYPE = "text/plain; version=0.0.4"
 
@@ -45,6 +47,10 @@ class Metrics:
             ["topic"],
             registry=r,
         )
+        # A series from the start, at 0: a counter that is born at 1 with its first failure shows
+        # no increase() to an alert, so a worker's first poison record would alert no one.
+        for topic in (MESSAGING_EVENTS, PERSON_EVENTS):
+            self.decode_failures.labels(topic).inc(0)
         self.rekeyed = Counter(
             "optouts_rekeyed_events",
             "Events whose Kafka key was not the normalised entity key: forwarded under it, not folded.",
@@ -106,6 +112,13 @@ class Metrics:
         self.broker_reachable = Gauge(
             "optouts_broker_reachable",
             "1 when the last look at the brokers (every OPTOUTS_LAG_INTERVAL) got an answer, else 0.",
+            registry=r,
+        )
+        self.ready = Gauge(
+            "optouts_ready",
+            "1 when the worker was ready (GET /ready's 200) at the last look at the brokers, every"
+            " OPTOUTS_LAG_INTERVAL: tables recovered, no rebalance, brokers reachable, no lag past"
+            " OPTOUTS_READY_MAX_LAG; else 0.",
             registry=r,
         )
 

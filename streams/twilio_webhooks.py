@@ -47,6 +47,9 @@ log = logging.getLogger(__name__)
 
 FORM = "application/x-www-form-urlencoded"
 EMPTY_TWIML = str(MessagingResponse())  # <?xml ...?><Response />: no reply is sent
+ENDPOINTS = ("messages", "status")
+# Every outcome a request is counted under (WebhookRejected's and the two answers that publish or not).
+OUTCOMES = ("published", "ignored", "forbidden", "invalid", "too_large", "unavailable", "not_configured")
 
 
 def register_twilio_views(app: faust.App, settings: Settings, topics: Topics, metrics: Metrics) -> None:
@@ -81,6 +84,10 @@ class TwilioWebhooks:
         self.publish_timeout = settings.send_timeout
         self.topic = topic
         self.metrics = metrics
+        # A series from the start, at 0: the alerts' rate() sees a first refusal, not only a second.
+        for endpoint in ENDPOINTS:
+            for outcome in OUTCOMES:
+                metrics.twilio_webhooks.labels(endpoint, outcome).inc(0)
 
     @property
     def configured(self) -> bool:
