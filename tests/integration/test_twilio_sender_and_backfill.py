@@ -17,7 +17,7 @@ import pytest
 from streams.broker import free_port
 from streams.sender import SendResult, send_sms
 from streams.settings import Settings
-from tests.factories import received, sent, unique, unique_phone
+from tests.factories import now, received, sent, unique, unique_phone
 from tests.integration.processes import ROOT, ServiceProcess
 from tests.integration.test_pipeline import (
     OTHER_SENDER,
@@ -141,8 +141,8 @@ def test_a_send_twilio_takes_is_published_as_message_sent(
         ["Your table is ready"],
     )
     assert result.event is not None and result.event.event_id == result.message_sid
-    # The person is now a recipient of the sender: their STOP counts.
-    publish_events(kafka_brokers, received(phone, SENDER, "STOP"))
+    # The person is now a recipient of the sender: their STOP, after the send, counts.
+    publish_events(kafka_brokers, received(phone, SENDER, "STOP", occurred_at=now()))
     eventually(lambda: senders(worker, person) == {SENDER})
 
 
