@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+PROMTOOL ?= promtool
 
-.PHONY: run test test-unit test-integration bench soak replay verify schemas openapi lint format constraints clean
+.PHONY: run test test-unit test-integration test-deploy bench soak replay verify schemas openapi lint format constraints clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11 or newer is needed")'
@@ -25,6 +26,9 @@ test-unit: $(STAMP)  ## the pure core only: no broker
 test-integration: $(STAMP)  ## agents and integration tests, on a broker
 	$(BIN)/python -m pytest tests/agents tests/integration
 
+test-deploy: $(STAMP)  ## deploy/ checked offline: alert rules (promtool), dashboard, Kubernetes manifests
+	$(BIN)/python -m pytest tests/deploy
+
 bench: $(STAMP)  ## throughput, latency and memory of each mix (BENCH_ARGS="--baseline REF": against a commit)
 	$(BIN)/optouts bench $(BENCH_ARGS)
 
@@ -44,6 +48,8 @@ openapi: $(STAMP)  ## write the OpenAPI 3.1 document of the HTTP API to docs/ope
 	$(BIN)/python -m streams.openapi
 
 lint: $(STAMP)
+	@command -v $(PROMTOOL) > /dev/null || { echo "make lint: promtool is missing; it comes with Debian's prometheus package: apt-get install -y prometheus" >&2; exit 1; }
+	$(PROMTOOL) check rules deploy/prometheus/alerts.yml
 	$(BIN)/ruff check schemas projections streams tests
 	$(BIN)/ruff format --check schemas projections streams tests
 	$(BIN)/mypy schemas projections
