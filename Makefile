@@ -45,7 +45,7 @@ schemas: $(STAMP)  ## write the JSON Schema of every topic's values to schemas/j
 	$(BIN)/python -m schemas.json_schemas
 
 openapi: $(STAMP)  ## write the OpenAPI 3.1 document of the HTTP API to docs/openapi.json
-	$(BIN)/python -m streams.openapi
+	$(BIN)/python -m streams.web.openapi
 
 lint: $(STAMP)
 	@command -v $(PROMTOOL) > /dev/null || { echo "make lint: promtool is missing; it comes with Debian's prometheus package: apt-get install -y prometheus" >&2; exit 1; }

@@ -9,14 +9,18 @@ from dataclasses import dataclass
 
 import faust
 
-from streams.agents import register_agents
-from streams.app import create_app
-from streams.broker_watch import BrokerWatch, register_broker_watch
-from streams.generations import Restart, current_generation, restart_process, watch_generation
-from streams.http_errors import install as install_json_errors
-from streams.metrics import Metrics
-from streams.openapi import register_openapi
-from streams.operator_auth import (
+from streams.engine.app import create_app
+from streams.engine.tables import Tables, declare_tables
+from streams.engine.topics import Topics, create_topics, declare_topics
+from streams.pipeline.agents import register_agents
+from streams.pipeline.broker_watch import BrokerWatch, register_broker_watch
+from streams.pipeline.generations import Restart, current_generation, restart_process, watch_generation
+from streams.pipeline.metrics import Metrics
+from streams.settings import Settings
+from streams.twilio.webhooks import register_twilio_views
+from streams.web.http_errors import install as install_json_errors
+from streams.web.openapi import register_openapi
+from streams.web.operator_auth import (
     Access,
     BadOperatorToken,
     base_url,
@@ -24,14 +28,10 @@ from streams.operator_auth import (
     register_operator_auth,
     with_access,
 )
-from streams.pages import register_pages
-from streams.routing import register_partition_map
-from streams.settings import Settings
-from streams.tables import Tables, declare_tables
-from streams.topics import Topics, create_topics, declare_topics
-from streams.twilio_webhooks import register_twilio_views
-from streams.views import register_views
-from streams.web_security import register_web_security
+from streams.web.pages import register_pages
+from streams.web.routing import register_partition_map
+from streams.web.views import register_views
+from streams.web.web_security import register_web_security
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ def run_worker(
 ) -> None:
     """Create missing topics, then run the worker of the current generation until SIGINT or SIGTERM.
     When the control topic switches to another generation, the process restarts itself into it, with
-    `restart_env` added to its environment (streams.generations)."""
+    `restart_env` added to its environment (streams.pipeline.generations)."""
     if not settings.brokers:
         raise SystemExit("OPTOUTS_KAFKA_BROKERS is not set: `optouts run` starts an embedded broker")
     loop = asyncio.new_event_loop()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.broker import EmbeddedBroker
+from streams.engine.broker import EmbeddedBroker
 
 OUTPUT = Path(__file__).resolve().parent.parent / "test-output"
 

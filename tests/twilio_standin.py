@@ -25,7 +25,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from twilio.request_validator import RequestValidator
 
-from streams.broker import free_port
+from streams.engine.broker import free_port
 
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 AUTH_TOKEN = "stand-in-auth-token-0123456789ab"

@@ -16,12 +16,9 @@ from aiokafka.structs import ConsumerRecord
 
 from schemas.codec import encode
 from schemas.events import OptOutCleared, OptOutRecorded
-from streams.batches import Fetched
-from streams.person_history import read_history
-from streams.placement import expected_partition
-from streams.settings import Settings
-from streams.tables import partition_store, stored
-from streams.topics import (
+from streams.engine.batches import Fetched
+from streams.engine.tables import partition_store, stored
+from streams.engine.topics import (
     CONTACTS_TABLE,
     MESSAGING_EVENTS,
     OPT_OUTS,
@@ -29,6 +26,9 @@ from streams.topics import (
     changelog_topic,
     create_topics,
 )
+from streams.pipeline.person_history import read_history
+from streams.pipeline.placement import expected_partition
+from streams.settings import Settings
 from streams.worker import Service, build_service
 from tests.factories import received, sent, unique, unique_phone
 from tests.integration.kafka import latest_values, raw_values
@@ -73,7 +73,7 @@ def put_batch(
     first_offset: int = 0,
 ) -> Awaitable[Any]:
     """Hand the agent (key, value) records as one fetched batch of one partition, as the worker's
-    consumer does (streams.batches), and wait until it has handled them all. The partition is the
+    consumer does (streams.engine.batches), and wait until it has handled them all. The partition is the
     one murmur2 of the first key gives (`partition` to place the batch elsewhere)."""
     topic = {"resolve": MESSAGING_EVENTS, "project": PERSON_EVENTS}[agent.name]
     if partition is None:

@@ -10,10 +10,10 @@ from typing import Any
 
 from faust.types import TP
 
-from streams.sends import Sends
-from streams.table_writes import TableWrites
-from streams.tables import partition_store
-from streams.topics import CONTACTS_TABLE, changelog_topic
+from streams.engine.sends import Sends
+from streams.engine.table_writes import TableWrites
+from streams.engine.tables import partition_store
+from streams.engine.topics import CONTACTS_TABLE, changelog_topic
 from streams.worker import Service
 from tests.agents.test_agents import run_agent
 from tests.integration.kafka import latest_values

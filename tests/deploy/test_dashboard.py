@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from streams.metrics import Metrics
+from streams.pipeline.metrics import Metrics
 from tests.promql import DASHBOARD, ROOT, dashboard_expressions
 
 # Series Prometheus adds to every target itself.

@@ -14,9 +14,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from streams.operator_auth import OPEN
 from streams.settings import Settings
-from streams.web_security import ANY_HOST
+from streams.web.operator_auth import OPEN
+from streams.web.web_security import ANY_HOST
 from tests.promql import ROOT
 
 KUBERNETES = ROOT / "deploy" / "kubernetes" / "base"

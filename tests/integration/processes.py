@@ -13,7 +13,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from streams.broker import free_port
+from streams.engine.broker import free_port
 
 # A consumer-group join waits for the rebalance timeout on Tansu: keep it short in tests.
 TEST_TIMEOUTS = {"OPTOUTS_SESSION_TIMEOUT": "6", "OPTOUTS_REBALANCE_TIMEOUT": "6"}

@@ -13,7 +13,7 @@ import contextlib
 import threading
 from types import TracebackType
 
-from streams.broker import free_port
+from streams.engine.broker import free_port
 
 
 class TcpProxy:

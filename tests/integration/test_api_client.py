@@ -1,4 +1,4 @@
-"""Every command that calls the API sends the operator token through one client (streams.api_client),
+"""Every command that calls the API sends the operator token through one client (streams.web.api_client),
 against a worker that requires it: `optouts people`, `optouts verify`, the guarded sender. And a
 login form that arrives in two TCP writes is read whole."""
 
@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from streams.api_client import Api
-from streams.sender import GuardedSender, SendResult
 from streams.settings import Settings
+from streams.twilio.sender import GuardedSender, SendResult
+from streams.web.api_client import Api
 from tests.factories import received, sent, unique, unique_phone
 from tests.integration.processes import ROOT, ServiceProcess, http_json, new_worker
 from tests.integration.test_http_api import raw_http, request_head

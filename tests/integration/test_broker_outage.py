@@ -20,10 +20,10 @@ from typing import Any
 
 import pytest
 
-from streams.broker import EmbeddedBroker, free_port
-from streams.generations import Generation, switch_generation
+from streams.engine.broker import EmbeddedBroker, free_port
+from streams.engine.topics import PERSON_EVENTS
+from streams.pipeline.generations import Generation, switch_generation
 from streams.settings import Settings
-from streams.topics import PERSON_EVENTS
 from tests.factories import unique, unique_phone
 from tests.integration.processes import ServiceProcess, http_json, new_worker
 from tests.integration.tcp_proxy import TcpProxy

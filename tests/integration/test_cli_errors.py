@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from streams.broker import free_port
+from streams.engine.broker import free_port
 from tests.integration.processes import ROOT
 
 pytestmark = pytest.mark.integration

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from streams.topics import MESSAGING_EVENTS
+from streams.engine.topics import MESSAGING_EVENTS
 from tests.factories import blocked, received, sent, unique, unique_phone
 from tests.integration.kafka import publish
 from tests.integration.processes import ROOT, ServiceProcess

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from streams.generations import Generation, Restart, _follow
+from streams.engine.topics import create_topics
+from streams.pipeline.generations import Generation, Restart, _follow
 from streams.settings import Settings
-from streams.topics import create_topics
 from tests.factories import unique
 from tests.integration.kafka import run
 

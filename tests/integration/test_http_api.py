@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from streams.topics import PERSON_EVENTS
+from streams.engine.topics import PERSON_EVENTS
 from tests.factories import received, sent, unique, unique_phone
 from tests.integration.kafka import raw_values
 from tests.integration.processes import ServiceProcess, http_json

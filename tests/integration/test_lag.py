@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from streams.broker import EmbeddedBroker
+from streams.engine.broker import EmbeddedBroker
+from streams.engine.topics import MESSAGING_EVENTS, PERSON_EVENTS, create_topics
 from streams.settings import Settings
-from streams.topics import MESSAGING_EVENTS, PERSON_EVENTS, create_topics
 from tests.factories import sent, unique, unique_phone
 from tests.integration.processes import http_json, new_worker
 from tests.integration.test_pipeline import SENDER, eventually

@@ -9,7 +9,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faust.types import TP
 
-from streams.recovery import log_end_offsets
+from streams.engine.recovery import log_end_offsets
 from tests.factories import unique
 
 pytestmark = pytest.mark.integration

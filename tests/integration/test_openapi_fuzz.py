@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import allow_header_conformance, positive_data_acceptance
 
-from streams.openapi import document
+from streams.web.openapi import document
 from tests.factories import unique
 from tests.integration.processes import ServiceProcess, new_worker
 

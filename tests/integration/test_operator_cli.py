@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from streams.broker import free_port
+from streams.engine.broker import free_port
 from tests.integration.processes import ROOT, ServiceProcess
 from tests.integration.test_overrides import opted_out
 from tests.integration.test_pipeline import OTHER_SENDER, SENDER, history, senders

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from streams.broker import free_port
-from streams.topics import PERSON_EVENTS
+from streams.engine.broker import free_port
+from streams.engine.topics import PERSON_EVENTS
 from tests.factories import received, sent, unique, unique_phone
 from tests.integration.kafka import latest_values
 from tests.integration.processes import ROOT, ServiceProcess, http_json, worker_env

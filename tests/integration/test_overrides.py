@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from streams.topics import PERSON_EVENTS
+from streams.engine.topics import PERSON_EVENTS
 from tests.factories import blocked, now, received, sent, unique, unique_phone
 from tests.integration.kafka import latest_values
 from tests.integration.processes import ServiceProcess, http_json

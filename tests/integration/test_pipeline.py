@@ -13,7 +13,7 @@ import pytest
 
 from schemas.codec import encode
 from schemas.events import OptOutCleared, OptOutRecorded
-from streams.topics import MESSAGING_EVENTS, OPT_OUTS, PERSON_EVENTS
+from streams.engine.topics import MESSAGING_EVENTS, OPT_OUTS, PERSON_EVENTS
 from tests.factories import blocked, received, sent, unique, unique_phone
 from tests.integration.kafka import latest_values, publish
 from tests.integration.processes import ServiceProcess, http_json, operator_headers

@@ -20,8 +20,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from schemas.codec import encode
 from schemas.events import OptOutOverridden, OptOutRecorded
-from streams.placement import CRC32, expected_partition
-from streams.topics import MESSAGING_EVENTS, OPT_OUTS, PERSON_EVENTS
+from streams.engine.topics import MESSAGING_EVENTS, OPT_OUTS, PERSON_EVENTS
+from streams.pipeline.placement import CRC32, expected_partition
 from tests.factories import sent, unique, unique_phone
 from tests.integration.kafka import latest_values, publish, run
 from tests.integration.processes import ROOT, ServiceProcess, new_worker

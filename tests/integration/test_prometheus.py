@@ -19,8 +19,8 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from streams.broker import free_port
-from streams.topics import MESSAGING_EVENTS
+from streams.engine.broker import free_port
+from streams.engine.topics import MESSAGING_EVENTS
 from tests.factories import blocked, received, sent, unique, unique_phone
 from tests.integration.kafka import publish
 from tests.integration.processes import ServiceProcess, http_json, new_worker, stop_process

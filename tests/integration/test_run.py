@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.broker import free_port
+from streams.engine.broker import free_port
 from tests.factories import received, sent, unique, unique_phone
 from tests.integration.kafka import publish
 from tests.integration.processes import ROOT, http_json, stop_process, worker_env

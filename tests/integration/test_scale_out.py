@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from aiokafka.partitioner import murmur2
 
-from streams.topics import OPT_OUTS_TABLE
+from streams.engine.topics import OPT_OUTS_TABLE
 from tests.factories import unique
 from tests.integration.processes import ServiceProcess, http_json, new_worker, operator_headers
 from tests.integration.test_overrides import WHO, opted_out, remove

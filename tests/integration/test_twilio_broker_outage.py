@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from streams.broker import EmbeddedBroker, free_port
+from streams.engine.broker import EmbeddedBroker, free_port
+from streams.engine.topics import MESSAGING_EVENTS, create_topics
 from streams.settings import Settings
-from streams.topics import MESSAGING_EVENTS, create_topics
 from tests.factories import unique, unique_phone
 from tests.integration.kafka import latest_values
 from tests.integration.processes import new_worker

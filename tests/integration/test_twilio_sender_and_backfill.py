@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from streams.broker import free_port
-from streams.sender import SendResult, send_sms
+from streams.engine.broker import free_port
 from streams.settings import Settings
+from streams.twilio.sender import SendResult, send_sms
 from tests.factories import now, received, sent, unique, unique_phone
 from tests.integration.processes import ROOT, ServiceProcess
 from tests.integration.test_pipeline import (

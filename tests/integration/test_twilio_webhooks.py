@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from streams.sender import send_sms
+from streams.engine.topics import PERSON_EVENTS
 from streams.settings import Settings
-from streams.topics import PERSON_EVENTS
+from streams.twilio.sender import send_sms
 from tests.factories import sent, unique, unique_phone
 from tests.integration.kafka import raw_values
 from tests.integration.processes import ServiceProcess, http_json, new_worker

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from streams.topics import PERSON_EVENTS
+from streams.engine.topics import PERSON_EVENTS
 from tests.factories import unique
 from tests.integration.kafka import latest_values
 from tests.integration.processes import ServiceProcess, http_json, new_worker, operator_headers

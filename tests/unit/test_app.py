@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from streams.app import create_app
-from streams.batches import BUFFERED_BATCHES
+from streams.engine.app import create_app
+from streams.engine.batches import BUFFERED_BATCHES
 from streams.settings import Settings
 from streams.worker import build_service
 

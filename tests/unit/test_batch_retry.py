@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from aiokafka.structs import ConsumerRecord
 
-from streams.agents import until_folded
-from streams.batches import Fetched
-from streams.metrics import Metrics
+from streams.engine.batches import Fetched
+from streams.pipeline.agents import until_folded
+from streams.pipeline.metrics import Metrics
 
 
 class Writes:

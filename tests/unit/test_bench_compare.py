@@ -7,8 +7,8 @@ import argparse
 
 import pytest
 
-from streams.bench import MIXES, mixes
-from streams.bench_compare import BaselineError, Option, bench_arguments, ratios
+from streams.devtools.bench import MIXES, mixes
+from streams.devtools.bench_compare import BaselineError, Option, bench_arguments, ratios
 from streams.settings import Settings
 
 OPTIONS = [

@@ -16,7 +16,7 @@ import pytest
 from aiohttp import web, web_protocol
 from aiohttp.test_utils import TestClient, TestServer
 
-from streams import http_errors
+from streams.web import http_errors
 
 SECRET = "s3cret-token-" + "z" * 40
 

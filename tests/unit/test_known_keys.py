@@ -7,7 +7,7 @@ from pathlib import Path
 
 from rocksdict import Options, Rdict
 
-from streams.tables import BatchReads, KnownKeys
+from streams.engine.tables import BatchReads, KnownKeys
 
 
 def test_stored_and_folded_keys_are_known_and_nothing_else(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import schemathesis
 
-from streams.openapi import PATH, document, render, stale
+from streams.web.openapi import PATH, document, render, stale
 
 
 def test_the_committed_openapi_document_is_not_stale() -> None:

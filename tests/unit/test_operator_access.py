@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from streams.operator_auth import BadOperatorToken, local_path, operator_token, token_file
 from streams.settings import Settings
+from streams.web.operator_auth import BadOperatorToken, local_path, operator_token, token_file
 
 TOKEN = "t0ken-" + "x" * 20
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from projections.opt_outs import PersonOptOuts, project, project_all
 from schemas.events import AnyPersonEvent
-from streams.person_history import CHUNK, chunk_key, history_writes, is_history_key, read_history
+from streams.pipeline.person_history import CHUNK, chunk_key, history_writes, is_history_key, read_history
 from tests.unit.conftest import cleared, recorded
 
 Store = dict[bytes, bytes]

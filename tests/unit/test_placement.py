@@ -7,7 +7,7 @@ import zlib
 
 import pytest
 
-from streams.placement import CRC32, UNKNOWN, Throttle, expected_partition, likely_cause
+from streams.pipeline.placement import CRC32, UNKNOWN, Throttle, expected_partition, likely_cause
 
 
 def java_partition(murmur2: int, partitions: int) -> int:

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from aiokafka import TopicPartition
 
-from streams.broker_watch import BrokerView, BrokerWatch
-from streams.metrics import Metrics
+from streams.engine.topics import MESSAGING_EVENTS
+from streams.pipeline.broker_watch import BrokerView, BrokerWatch
+from streams.pipeline.metrics import Metrics
 from streams.settings import Settings
-from streams.topics import MESSAGING_EVENTS
 
 
 def app(recovered: bool = True, rebalancing: bool = False) -> Any:

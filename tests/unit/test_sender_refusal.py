@@ -4,7 +4,7 @@ phones), or the send goes through a Messaging Service the person opted out of.""
 from __future__ import annotations
 
 from schemas.events import OptOutEntry, OptOutList
-from streams.sender import refusal
+from streams.twilio.sender import refusal
 from tests.unit.conftest import OTHER_PHONE, OTHER_SENDER, PHONE, SENDER, at
 
 SERVICE = "MG" + "1" * 32

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 from pydantic import SecretStr
 
-from streams.sessions import Sessions
 from streams.settings import Settings
-from streams.web_security import allowed_hosts, parse_host
+from streams.web.sessions import Sessions
+from streams.web.web_security import allowed_hosts, parse_host
 
 NOW = 1_800_000_000.0
 

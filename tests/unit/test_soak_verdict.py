@@ -3,9 +3,9 @@ pure fold of the log, lag included; and how it cuts the log between the worker's
 
 from __future__ import annotations
 
-from streams.generations import Generation
-from streams.soak import cut, problems
-from streams.verify import Verification
+from streams.devtools.soak import cut, problems
+from streams.pipeline.generations import Generation
+from streams.rebuild.verify import Verification
 
 
 def verification(**found: object) -> Verification:

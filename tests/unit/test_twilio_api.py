@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from streams.settings import Settings
-from streams.twilio_api import RebasedHttpClient, TwilioNotConfigured, twilio_client
-from streams.twilio_cli import moment, page_size
+from streams.twilio.api import RebasedHttpClient, TwilioNotConfigured, twilio_client
+from streams.twilio.cli import moment, page_size
 
 ACCOUNT = "AC" + "0" * 32
 

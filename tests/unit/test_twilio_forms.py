@@ -11,7 +11,7 @@ import pytest
 from twilio.request_validator import RequestValidator
 
 from schemas.events import MessageBlocked, MessageReceived
-from streams.twilio_forms import (
+from streams.twilio.forms import (
     MAX_WEBHOOK_BYTES,
     FormParams,
     StatusCallback,

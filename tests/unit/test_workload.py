@@ -9,7 +9,7 @@ import random
 
 import pytest
 
-from streams.workload import Window, generate
+from streams.devtools.workload import Window, generate
 
 
 def digest(n: int, persons: int, seed: int) -> str:

@@ -1,0 +1,1 @@
+"""The `optouts` command line (`main`); development commands load streams.devtools lazily."""

@@ -1,0 +1,509 @@
+"""`optouts soak` (`make soak`): the crash soak. A producer streams a generated log while one worker
+process, on one data dir, is killed with SIGKILL at seeded random moments and started again; at the
+end every person's list (HTTP API, table changelog, `sms-opt-outs`) must be the pure fold of the log
+(`streams.rebuild.verify`). Prints progress on stderr, then any differences and one JSON line on stdout.
+
+The log is cut into one slice per incarnation of the worker, each streamed as that incarnation
+starts, so that every incarnation has a backlog to fold and most kills land mid-batch: between a
+table write, the sends and the offset commit, where a crash can lose or repeat work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiokafka import AIOKafkaProducer
+
+from schemas.errors import OptOutsError
+from streams.devtools.workload import generate
+from streams.engine.broker import EmbeddedBroker, free_port
+from streams.engine.topics import (
+    CONTACTS_TABLE,
+    MESSAGING_EVENTS,
+    OPT_OUTS,
+    OPT_OUTS_TABLE,
+    PERSON_EVENTS,
+    changelog_topic,
+    create_topics,
+)
+from streams.rebuild.log_reader import read, snapshot, total
+from streams.rebuild.verify import Verification, VerifyError, verify
+from streams.settings import Settings
+
+EXIT_AGREE, EXIT_DIFFERENT, EXIT_FAILED = 0, 1, 2
+_STARTING_SHARE = 0.25  # of kills, during start-up: table recovery, the group join
+_STARTING_SECONDS = (0.5, 8.0)  # after the process starts; a start-up takes about this long
+_FOLD_WAIT = 120.0  # seconds a kill waits at most for its share of the slice to be folded
+_READY_WAIT = 180.0  # seconds the last incarnation may take to answer HTTP
+_SHOWN = 10  # differences printed
+
+
+class SoakError(OptOutsError):
+    """The soak could not run to its verdict (a worker that died by itself is one)."""
+
+
+def add_soak_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    soak = commands.add_parser(
+        "soak",
+        help="stream events while a worker is killed and restarted; check every list against the log",
+    )
+    soak.add_argument("-n", "--events", type=int, default=20_000, help="input events streamed (20000)")
+    soak.add_argument("--kills", type=int, default=5, help="times the worker is killed and restarted (5)")
+    soak.add_argument("--persons", type=int, help="distinct persons (default: events / 10)")
+    soak.add_argument("--seed", type=int, help="seed of the events and the kill moments (default: random)")
+    soak.add_argument("--rate", type=float, default=2000.0, help="events/s the producer streams (2000)")
+    soak.add_argument(
+        "--timeout", type=float, default=300.0, help="seconds the worker has to catch up at the end (300)"
+    )
+    soak.add_argument(
+        "--session-timeout",
+        type=float,
+        default=6.0,
+        help="the worker's session and rebalance timeouts, seconds (6): a restart waits for them",
+    )
+    soak.add_argument("--keep", action="store_true", help="keep the work dir (data dir, worker log)")
+    soak.set_defaults(handler=soak_command, could_not_run=2)
+
+
+def progress(message: str) -> None:
+    print(f"[soak] {message}", file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class Plan:
+    events: int
+    kills: int
+    persons: int
+    seed: int
+    rate: float
+    timeout: float
+
+
+@dataclass(frozen=True)
+class Kill:
+    incarnation: int
+    moment: str  # "starting" or "folding"
+    after_s: float  # since the process started
+    folded: int  # events stage 1 had folded in this incarnation (redeliveries included)
+
+
+@dataclass
+class Outcome:
+    kills: list[Kill] = field(default_factory=list)
+    verification: Verification | None = None
+    problems: list[str] = field(default_factory=list)  # why the logs and the lists disagree
+    evidence: list[str] = field(default_factory=list)  # where the first differing persons' records are
+    timings: dict[str, float] = field(default_factory=dict)
+    folded: int = 0  # events stage 1 folded over all incarnations
+    verify_passes: int = 0
+
+
+def soak_command(args: argparse.Namespace, settings: Settings) -> int:
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1 << 31)
+    plan = Plan(
+        events=args.events,
+        kills=args.kills,
+        persons=args.persons or max(10, args.events // 10),
+        seed=seed,
+        rate=args.rate,
+        timeout=args.timeout,
+    )
+    if plan.events < plan.kills + 1 or plan.kills < 0:
+        print("soak: give at least one event per incarnation (--events > --kills >= 0)", file=sys.stderr)
+        return EXIT_FAILED
+    work = Path(tempfile.mkdtemp(prefix="optouts-soak-"))
+    broker = None if settings.brokers else EmbeddedBroker(log_path=work / "broker.log").start()
+    settings = settings.model_copy(
+        update={
+            "kafka_brokers": broker.address if broker else settings.kafka_brokers,
+            "app_id": f"optouts-soak-{seed}-{uuid.uuid4().hex[:6]}",
+            "data_dir": work / "data",
+            "web_host": "127.0.0.1",
+            "web_port": free_port(),
+            "session_timeout": args.session_timeout,
+            "rebalance_timeout": args.session_timeout,
+        }
+    )
+    progress(
+        f"{plan.events:,} events for {plan.persons:,} persons, {plan.kills} kills, seed {plan.seed},"
+        f" on {settings.kafka_brokers}; work dir {work}"
+    )
+    started = time.monotonic()
+    outcome = Outcome()
+    failure = None
+    try:
+        asyncio.run(soak(plan, settings, work, outcome))
+    except (OptOutsError, OSError) as exc:
+        failure = str(exc)
+    finally:
+        if broker is not None:
+            broker.stop()
+    outcome.timings["total_s"] = time.monotonic() - started
+    status = EXIT_FAILED if failure else EXIT_DIFFERENT if outcome.problems else EXIT_AGREE
+    for line in outcome.problems[:_SHOWN]:
+        print(line, flush=True)
+    if len(outcome.problems) > _SHOWN:
+        print(f"... and {len(outcome.problems) - _SHOWN:,} more: {work / 'problems.txt'}", flush=True)
+    for line in outcome.evidence:
+        print(line, flush=True)
+    if failure:
+        print(f"soak failed: {failure}", flush=True)
+    if status == EXIT_AGREE and not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
+    else:
+        progress(f"kept {work} (worker.log, data/)")
+    print(json.dumps(summary(plan, settings, outcome, status, failure)), flush=True)
+    return status
+
+
+async def soak(plan: Plan, settings: Settings, work: Path, outcome: Outcome) -> None:
+    await create_topics(settings)
+    if total(await snapshot(settings.brokers, [MESSAGING_EVENTS])):
+        raise SoakError(f"{MESSAGING_EVENTS} already holds events: run the soak on an empty cluster")
+    events = list(generate(plan.events, plan.persons, plan.seed))
+    slices = cut(events, plan.kills + 1)
+    # Kill moments have a stream of their own: the same seed gives the same events and moments.
+    moments = random.Random(f"soak-kills-{plan.seed}")
+    worker = Worker(settings, work / "worker.log")
+    producer = AIOKafkaProducer(bootstrap_servers=settings.brokers, acks="all", linger_ms=5)
+    await producer.start()
+    started = time.monotonic()
+    streaming: asyncio.Task[None] | None = None
+    try:
+        for incarnation, part in enumerate(slices):
+            worker.start(incarnation)
+            streaming = asyncio.create_task(stream(producer, part, plan.rate))
+            if incarnation < plan.kills:
+                kill = await kill_at_random_moment(worker, moments, incarnation, len(part))
+                outcome.kills.append(kill)
+                outcome.folded += kill.folded
+                progress(
+                    f"killed incarnation {incarnation} while {kill.moment}, {kill.after_s:.1f} s after its"
+                    f" start, {kill.folded:,} events folded"
+                )
+            await streaming
+        outcome.timings["produce_and_kill_s"] = time.monotonic() - started
+        progress("streamed every event; the last incarnation runs to the end")
+        caught_up = time.monotonic()
+        await worker.until_serving(_READY_WAIT)
+        await until_agreed(plan, settings, worker, outcome)
+        outcome.timings["catch_up_and_verify_s"] = time.monotonic() - caught_up
+        outcome.folded += int(await worker.folded())
+        if outcome.problems and outcome.verification:
+            outcome.evidence = await evidence(settings, outcome)
+            (work / "problems.txt").write_text("\n".join([*outcome.problems, *outcome.evidence, ""]))
+    finally:
+        worker.stop()
+        if streaming is not None and not streaming.done():  # the soak failed while it streamed
+            streaming.cancel()
+            await asyncio.gather(streaming, return_exceptions=True)
+        await producer.stop()
+
+
+def cut(events: Sequence[dict[str, Any]], parts: int) -> list[list[dict[str, Any]]]:
+    """`events` in `parts` consecutive slices of near-equal size (a redelivery may be in a later slice
+    than its original: de-duplication must survive the restarts in between)."""
+    size, extra = divmod(len(events), parts)
+    slices, start = [], 0
+    for index in range(parts):
+        end = start + size + (1 if index < extra else 0)
+        slices.append(list(events[start:end]))
+        start = end
+    return slices
+
+
+async def stream(producer: AIOKafkaProducer, events: Sequence[dict[str, Any]], rate: float) -> None:
+    """Send `events` keyed by phone at about `rate` per second, each acknowledged by all replicas."""
+    began = time.monotonic()
+    pending = []
+    for index, event in enumerate(events):
+        pending.append(
+            await producer.send(MESSAGING_EVENTS, json.dumps(event).encode(), key=event["phone"].encode())
+        )
+        if index % 100 == 99:
+            await asyncio.gather(*pending)
+            pending.clear()
+            await asyncio.sleep(max(0.0, began + (index + 1) / rate - time.monotonic()))
+    await asyncio.gather(*pending)
+
+
+async def kill_at_random_moment(
+    worker: Worker, moments: random.Random, incarnation: int, backlog: int
+) -> Kill:
+    """SIGKILL the worker either while it starts (a random time after its start: recovering its
+    tables or joining the group) or while it folds (once stage 1 folded a random share of its
+    slice: mid-backlog, between a batch's table writes, its sends and the offset commit)."""
+    if moments.random() < _STARTING_SHARE:
+        moment, delay = "starting", moments.uniform(*_STARTING_SECONDS)
+        await worker.alive_for(delay)
+    else:
+        moment, target = "folding", max(1, round(moments.uniform(0.05, 0.95) * backlog))
+        deadline = time.monotonic() + _FOLD_WAIT
+        while await worker.folded() < target:
+            if time.monotonic() > deadline:
+                raise SoakError(
+                    f"incarnation {incarnation} folded fewer than {target:,} events in"
+                    f" {_FOLD_WAIT:.0f} s: see {worker.log}"
+                )
+            await worker.alive_for(0.02)
+    folded = await worker.folded()
+    after = worker.kill()
+    return Kill(incarnation, moment, round(after, 2), int(folded))
+
+
+async def until_agreed(plan: Plan, settings: Settings, worker: Worker, outcome: Outcome) -> None:
+    """Verify until the lists agree with the log, the same disagreement is found twice with nothing
+    left to fold (a real difference, not lag), or the timeout passes."""
+    deadline = time.monotonic() + plan.timeout
+    previous: list[str] | None = None
+    while True:
+        began = time.monotonic()
+        try:
+            wait = max(1.0, deadline - time.monotonic())
+            result = await verify(settings, api=worker.url, wait=wait, contacts=True)
+        except VerifyError as exc:
+            raise SoakError(f"could not verify: {exc}") from exc
+        outcome.verify_passes += 1
+        outcome.timings["last_verify_s"] = time.monotonic() - began
+        outcome.verification, outcome.problems = result, problems(result)
+        if not outcome.problems:
+            return
+        settled = not result.behind and not result.not_judged and outcome.problems == previous
+        if settled or time.monotonic() >= deadline:
+            return
+        previous = outcome.problems
+        progress(
+            f"not agreed yet ({len(outcome.problems):,} problems, {result.behind:,} events behind): again"
+        )
+        await asyncio.sleep(2.0)
+
+
+def problems(result: Verification) -> list[str]:
+    """Everything that makes the lists not the pure fold of the log, one line each; empty when none.
+    Unlike `optouts verify`, facts missing from the person log and events the fold does not derive
+    are failures here: the soak changes no setting, so the person log must be the fold's, exactly."""
+    lines = [
+        f"person {person}: {difference}"
+        for person, differences in sorted(result.differences.items())
+        for difference in differences
+    ]
+    lines += [f"person {person}: changed while verifying" for person in sorted(result.not_judged)]
+    lines += [
+        f"phone {phone}: {difference}"
+        for phone, differences in sorted(result.contacts_differences.items())
+        for difference in differences
+    ]
+    if result.behind:
+        lines.append(f"the worker had not folded {result.behind:,} events when the wait ended")
+    if result.pending_facts or result.superseded_facts:
+        lines.append(
+            f"{result.pending_facts + result.superseded_facts:,} facts the fold derives from"
+            f" {MESSAGING_EVENTS} are not in {PERSON_EVENTS} (lost by the worker)"
+        )
+    if result.underived:
+        lines.append(
+            f"{len(result.underived):,} events in {PERSON_EVENTS} are not what the fold of"
+            f" {MESSAGING_EVENTS} derives, e.g. {', '.join(result.underived[:3])}"
+        )
+    return lines
+
+
+async def evidence(settings: Settings, outcome: Outcome) -> list[str]:
+    """Where the first differing persons' and phones' records are, as `topic[partition]@offset`, for
+    the write-up of a bug: a person's records in the person log, `sms-opt-outs` and the opt-outs
+    store; a phone's in the messaging log and the contacts store."""
+    result = outcome.verification
+    if result is None:
+        return []
+    persons = sorted(result.differences)[:3]
+    phones = sorted(result.contacts_differences)[:2]
+    topics = {
+        PERSON_EVENTS: persons,
+        OPT_OUTS: persons,
+        changelog_topic(settings, OPT_OUTS_TABLE): persons,
+        MESSAGING_EVENTS: phones,
+        changelog_topic(settings, CONTACTS_TABLE): phones,
+    }
+    wanted = {topic: {key.encode() for key in keys} for topic, keys in topics.items() if keys}
+    if not wanted:
+        return []
+    found: list[tuple[bytes, str, int, str]] = []  # sorted by key, topic, offset
+    async for records in read(settings.brokers, await snapshot(settings.brokers, list(wanted))):
+        for record in records:
+            if record.key in wanted[record.topic]:
+                where = f"{record.topic}[{record.partition}]@{record.offset}"
+                line = f"  {record.key.decode()} {where}: {brief(record.value)}"
+                found.append((record.key, record.topic, record.offset, line))
+    return [f"records of {', '.join([*persons, *phones])}:", *(line for *_, line in sorted(found))]
+
+
+def brief(raw: bytes | None) -> str:
+    """One record's value in a few words: an event, a published list, or a stored state."""
+    if raw is None:
+        return "tombstone"
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return f"not JSON: {raw[:80]!r}"
+    if isinstance(value, list):  # a chunk of a stored person's history
+        return f"history chunk, {len(value)} changes"
+    if not isinstance(value, dict):
+        return f"JSON {str(value)[:80]}"
+    if "opt_outs" in value:
+        return "list " + ", ".join(f"{e['sender']} at {e['phone']}" for e in value["opt_outs"])
+    if "history_length" in value:  # a stored person (the history is kept apart)
+        return f"stored person, {len(value['entries'])} entries, {value['history_length']} changes"
+    if "recipients" in value:  # a stored phone
+        recipients = ", ".join(f"{s}: {'/'.join(p)}" for s, p in sorted(value["recipients"].items()))
+        return f"stored phone, recipients {recipients or 'none'}; {len(value['applied'])} ids applied"
+    person = f" person {value['person_id']}" if value.get("person_id") else ""
+    body = f" body {value['body']!r}" if "body" in value else ""
+    return (
+        f"{value.get('type')}{person} {value.get('sender')} at {value.get('phone')}{body}"
+        f" id {value.get('event_id')}"
+        + (f" source {value['source_event_id']}" if value.get("source_event_id") else "")
+    )
+
+
+def summary(
+    plan: Plan, settings: Settings, outcome: Outcome, status: int, failure: str | None
+) -> dict[str, Any]:
+    result = outcome.verification
+    return {
+        "n": plan.events,
+        "kills": len(outcome.kills),
+        "kills_planned": plan.kills,
+        "seed": plan.seed,
+        "persons": plan.persons,
+        "partitions": settings.partitions,
+        "kills_while_starting": sum(kill.moment == "starting" for kill in outcome.kills),
+        "kills_while_folding": sum(kill.moment == "folding" for kill in outcome.kills),
+        # Records stage 1 folded more than once: the redeliveries after the kills.
+        "refolded_events": max(0, outcome.folded - plan.events),
+        "persons_verified": result.persons if result else 0,
+        "verify_passes": outcome.verify_passes,
+        **{name: round(seconds, 1) for name, seconds in outcome.timings.items()},
+        "result": "failed" if failure else "differ" if status == EXIT_DIFFERENT else "agree",
+        "problems": len(outcome.problems),
+        "broker": settings.kafka_brokers,
+    }
+
+
+class Worker:
+    """`python -m streams worker`, started again and again on the same data dir and port."""
+
+    def __init__(self, settings: Settings, log: Path) -> None:
+        self.url = f"http://{settings.web_host}:{settings.web_port}"
+        self.log = log
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("OPTOUTS_")}
+        self.env.update(
+            OPTOUTS_KAFKA_BROKERS=",".join(settings.brokers),
+            OPTOUTS_APP_ID=settings.app_id,
+            OPTOUTS_DATA_DIR=str(settings.data_dir),
+            OPTOUTS_WEB_HOST=settings.web_host,
+            OPTOUTS_WEB_PORT=str(settings.web_port),
+            OPTOUTS_SESSION_TIMEOUT=str(settings.session_timeout),
+            OPTOUTS_REBALANCE_TIMEOUT=str(settings.rebalance_timeout),
+            OPTOUTS_PARTITIONS=str(settings.partitions),
+        )
+        if settings.operator_token is not None:  # the one verify sends (else the worker's generated one)
+            self.env["OPTOUTS_OPERATOR_TOKEN"] = settings.operator_token.get_secret_value()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.started = 0.0
+
+    def start(self, incarnation: int) -> None:
+        with self.log.open("ab") as log:
+            log.write(f"\n==== soak: incarnation {incarnation} ====\n".encode())
+            log.flush()
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "streams", "worker"],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        self.started = time.monotonic()
+
+    def running(self) -> subprocess.Popen[bytes]:
+        """The process; a worker that exited by itself fails the soak (a restart must not crash)."""
+        if self.process is None:
+            raise SoakError("no worker is running")
+        code = self.process.poll()
+        if code is not None:
+            raise SoakError(f"the worker exited by itself with status {code}: see {self.log}")
+        return self.process
+
+    async def alive_for(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            self.running()
+            await asyncio.sleep(min(left, 0.1))
+        self.running()
+
+    async def until_serving(self, timeout: float) -> None:
+        """Until the worker answers HTTP (`/health`). Not `/ready`: that stays false while the
+        worker lags, and the last incarnation starts far behind; verify waits for it to catch up."""
+        deadline = time.monotonic() + timeout
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
+            while time.monotonic() < deadline:
+                self.running()
+                try:
+                    async with http.get(f"{self.url}/health") as answer:
+                        if answer.status == 200:
+                            return
+                except (aiohttp.ClientError, TimeoutError):
+                    pass
+                await asyncio.sleep(0.25)
+        raise SoakError(f"the worker did not serve HTTP within {timeout:.0f} s: see {self.log}")
+
+    async def folded(self) -> float:
+        """Events stage 1 folded since this incarnation started (its /metrics; 0 until it serves)."""
+        self.running()
+        timeout = aiohttp.ClientTimeout(total=5)
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=timeout) as http,
+                http.get(f"{self.url}/metrics") as answer,
+            ):
+                text = await answer.text()
+        except (aiohttp.ClientError, TimeoutError):
+            return 0.0
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith('optouts_events_folded_total{stage="resolve"')
+        )
+
+    def kill(self) -> float:
+        """SIGKILL, by PID; the seconds the process ran."""
+        process = self.running()
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        self.process = None
+        return time.monotonic() - self.started
+
+    def stop(self) -> None:
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -1,0 +1,114 @@
+"""Faust's Kafka transport with a shorter fetch wait and fetched batches for the input topics.
+
+Faust builds its consumer with `fetch_max_wait_ms=1500` and no setting to change it
+(faust/transport/drivers/aiokafka.py). A broker that does not end a long poll when data arrives on
+another of the partitions fetched (Tansu, seen here: a record on one of four partitions waited
+~550 ms for the poll to time out) then adds that wait to every hop of the pipeline. On Kafka a
+shorter wait only adds an idle fetch now and then, so it is a setting (OPTOUTS_FETCH_MAX_WAIT).
+
+The consumer hands the records of the app's batched topics over one event per partition per fetch
+(streams.engine.batches explains why); every other topic (changelogs, the control topic) goes through
+Faust's own per-record path unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import aiokafka
+from faust.transport.drivers import aiokafka as driver
+from faust.types import TP, ConsumerMessage, Message
+
+from streams.engine.batches import Fetched
+
+
+class PromptConsumerThread(driver.AIOKafkaConsumerThread):
+    def _create_worker_consumer(self, transport: Any) -> aiokafka.AIOKafkaConsumer:
+        consumer = super()._create_worker_consumer(transport)
+        # aiokafka reads it when the consumer starts, which is after this.
+        consumer._fetch_max_wait_ms = int(self.app.fetch_max_wait * 1000)
+        return consumer
+
+
+class PromptConsumer(driver.Consumer):
+    def _new_consumer_thread(self) -> PromptConsumerThread:
+        return PromptConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    # A batched partition's records are folded in order, one batch after the other, by the one
+    # agent that reads its topic, and each batch is acked as one message carrying its last offset:
+    # once acked, every offset up to it was folded. So its commit is the last acked offset + 1,
+    # rather than Faust's search for a run of consecutive acked offsets with the offsets between
+    # them marked as gaps, which left a partition's commits stuck short of its end in the crash
+    # soak, the worker idle and every event folded.
+    def _new_offset(self, tp: TP) -> int | None:
+        if tp.topic not in self.app.batched_topics:  # type: ignore[attr-defined]
+            return super()._new_offset(tp)
+        acked = self._acked[tp]
+        if not acked:
+            return None
+        offset = max(acked) + 1
+        acked.clear()
+        self._acked_index[tp].clear()
+        return offset
+
+    async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
+        # Faust's drain marks the offsets between two messages as a gap; a batched partition's
+        # messages are batches, committed by their last offset (above).
+        if tp.topic not in self.app.batched_topics:  # type: ignore[attr-defined]
+            await super()._add_gap(tp, offset_from, offset_to)
+
+    async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:
+        # Faust's Consumer.getmany, with the batched topics' records yielded as one message per
+        # partition. The checks are Faust's: records fetched while the flow is stopped (a
+        # rebalance) or from an older generation are dropped, the consumer seeks back to the
+        # committed offsets and fetches them again.
+        records, active_partitions = await self._wait_next_records(timeout)
+        generation_id = self.app.consumer_generation_id
+        if records is None or self.should_stop:
+            return
+        if not self.flow_active:
+            try:
+                await self.perform_seek()
+            except Exception as exc:
+                self.log.warning(f"exception performing seek when flow not active {exc}")
+            return
+        batched: set[str] = self.app.batched_topics  # type: ignore[attr-defined]
+
+        def wanted(tp: TP) -> bool:
+            if not self.flow_active or self.app.consumer_generation_id != generation_id:
+                return False
+            if active_partitions is None or tp in active_partitions or tp in self._buffered_partitions:
+                self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+                return True
+            return False
+
+        singles = {tp: each for tp, each in records.items() if tp.topic not in batched}
+        for tp, record in self.scheduler.iterate(singles):
+            if wanted(tp):
+                yield tp, self._to_message(tp, record)
+        for tp, each in records.items():
+            if tp.topic in batched and each and wanted(tp):
+                yield tp, self._batch_message(tp, each)
+
+    def _batch_message(self, tp: TP, records: Sequence[Any]) -> ConsumerMessage:
+        last = records[-1]
+        return ConsumerMessage(
+            tp.topic,
+            tp.partition,
+            last.offset,
+            None if last.timestamp is None else last.timestamp / 1000.0,
+            last.timestamp_type,
+            [],
+            None,
+            Fetched(tp.topic, tp.partition, records),
+            None,
+            0,
+            sum(record.serialized_value_size for record in records),
+            tp,
+            generation_id=self.app.consumer_generation_id,
+        )
+
+
+class PromptTransport(driver.Transport):
+    Consumer = PromptConsumer
