@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import faust
+import mode
 
 from streams.engine.app import create_app
 from streams.engine.tables import Tables, declare_tables
@@ -16,6 +17,9 @@ from streams.pipeline.agents import register_agents
 from streams.pipeline.broker_watch import BrokerWatch, register_broker_watch
 from streams.pipeline.generations import Restart, current_generation, restart_process, watch_generation
 from streams.pipeline.metrics import Metrics
+from streams.services.lists import Lists
+from streams.services.override_log import OverrideLog
+from streams.services.overrides import Overrides
 from streams.settings import Settings
 from streams.twilio.webhooks import register_twilio_views
 from streams.web.http_errors import install as install_json_errors
@@ -56,12 +60,29 @@ def build_service(settings: Settings) -> Service:
     register_web_security(app, settings)
     sessions = register_operator_auth(app, settings)
     install_json_errors(app.web.web_app)
-    register_views(app, settings, tables, metrics, watch)
+    lists = Lists(tables)
+    overrides = register_overrides(app, settings, lists)
+    register_views(app, settings, lists, overrides, metrics, watch)
     register_openapi(app)
-    register_pages(app, settings, tables, sessions)
+    register_pages(app, settings, lists, sessions)
     register_partition_map(app)
     register_twilio_views(app, settings, topics, metrics)
     return Service(app, settings, topics, tables, metrics, watch)
+
+
+def register_overrides(app: faust.App, settings: Settings, lists: Lists) -> Overrides:
+    """The override use case, on a producer of its own (streams.services.override_log), closed
+    when the app stops."""
+    override_log = OverrideLog(
+        settings.brokers, settings.send_timeout, client_id=f"{settings.app_id}-overrides"
+    )
+
+    @app.service
+    class CloseOverrideLog(mode.Service):
+        async def on_stop(self) -> None:
+            await override_log.close()
+
+    return Overrides(lists, override_log, settings.default_region, settings.override_wait)
 
 
 def run_worker(

@@ -22,6 +22,8 @@ from typing import Any
 import faust
 from faust.types import EventT, Message
 
+from streams.engine import faust_hooks
+
 
 @dataclass(frozen=True, slots=True)
 class Fetched:
@@ -41,7 +43,7 @@ class BatchedTopic(faust.Topic):
     (each record's bytes are decoded by the agent). Sending to it is a normal raw-bytes topic."""
 
     async def decode(self, message: Message, *, propagate: bool = False) -> EventT:
-        return self._create_event(message.key, message.value, message.headers, message=message)
+        return faust_hooks.topic_event(self, message)
 
 
 # Batches an agent's stream may hold before the consumer stops fetching its partitions. Faust's

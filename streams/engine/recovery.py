@@ -18,6 +18,8 @@ from faust.tables import TableManager
 from faust.tables.recovery import Recovery
 from faust.types import TP
 
+from streams.engine import faust_hooks
+
 _ROUNDS = 50  # fetch rounds at most; each ends as soon as the fetch returns
 
 
@@ -60,7 +62,7 @@ class LogEndRecovery(Recovery):
         self.log.info(
             "Highwater for %s changelog partitions (read to the log end):\n%s",
             title,
-            self._highwater_logtable(highwaters, title=title),
+            faust_hooks.highwater_table(self, highwaters, title),
         )
         destination.clear()
         destination.update(highwaters)
@@ -71,6 +73,8 @@ class LogEndTableManager(TableManager):
 
     @property
     def recovery(self) -> Recovery:
-        if self._recovery is None:
-            self._recovery = LogEndRecovery(self.app, self, beacon=self.beacon, loop=self.loop)
-        return self._recovery
+        recovery = faust_hooks.manager_recovery(self)
+        if recovery is None:
+            recovery = LogEndRecovery(self.app, self, beacon=self.beacon, loop=self.loop)
+            faust_hooks.set_manager_recovery(self, recovery)
+        return recovery

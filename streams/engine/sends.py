@@ -17,6 +17,8 @@ from typing import Any
 
 import faust
 
+from streams.engine import faust_hooks
+
 
 class Sends:
     def __init__(self, app: faust.App) -> None:
@@ -25,7 +27,7 @@ class Sends:
 
     @property
     def _producer(self) -> Any:
-        return self.app.producer._producer  # type: ignore[attr-defined]
+        return faust_hooks.kafka_producer(self.app)
 
     async def send(
         self, topic: str, key: bytes | None, value: bytes, partition: int | None = None

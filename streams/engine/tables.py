@@ -17,6 +17,7 @@ import faust
 import pydantic_core
 from rocksdict import Rdict
 
+from streams.engine import faust_hooks
 from streams.engine.topics import CONTACTS_TABLE, OPT_OUTS_TABLE
 from streams.settings import Settings
 
@@ -67,8 +68,7 @@ def declare_tables(app: faust.App, settings: Settings) -> Tables:
 def partition_store(table: faust.Table, partition: int) -> Rdict:
     """The RocksDB of one partition of `table`, opened on first use. Faust's store keeps it behind
     a private method; every read and write of a key in its own partition may use it."""
-    db: Rdict = table.data._db_for_partition(partition)
-    return db
+    return faust_hooks.partition_db(table, partition)
 
 
 class BatchReads:

@@ -20,6 +20,7 @@ import aiokafka
 from faust.transport.drivers import aiokafka as driver
 from faust.types import TP, ConsumerMessage, Message
 
+from streams.engine import faust_hooks
 from streams.engine.batches import Fetched
 
 
@@ -27,7 +28,7 @@ class PromptConsumerThread(driver.AIOKafkaConsumerThread):
     def _create_worker_consumer(self, transport: Any) -> aiokafka.AIOKafkaConsumer:
         consumer = super()._create_worker_consumer(transport)
         # aiokafka reads it when the consumer starts, which is after this.
-        consumer._fetch_max_wait_ms = int(self.app.fetch_max_wait * 1000)
+        faust_hooks.set_fetch_max_wait(consumer, self.app.fetch_max_wait)
         return consumer
 
 
@@ -44,12 +45,11 @@ class PromptConsumer(driver.Consumer):
     def _new_offset(self, tp: TP) -> int | None:
         if tp.topic not in self.app.batched_topics:  # type: ignore[attr-defined]
             return super()._new_offset(tp)
-        acked = self._acked[tp]
+        acked = faust_hooks.acked_offsets(self, tp)
         if not acked:
             return None
         offset = max(acked) + 1
-        acked.clear()
-        self._acked_index[tp].clear()
+        faust_hooks.forget_acked(self, tp)
         return offset
 
     async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
@@ -63,7 +63,7 @@ class PromptConsumer(driver.Consumer):
         # partition. The checks are Faust's: records fetched while the flow is stopped (a
         # rebalance) or from an older generation are dropped, the consumer seeks back to the
         # committed offsets and fetches them again.
-        records, active_partitions = await self._wait_next_records(timeout)
+        records, active_partitions = await faust_hooks.next_records(self, timeout)
         generation_id = self.app.consumer_generation_id
         if records is None or self.should_stop:
             return
@@ -78,7 +78,11 @@ class PromptConsumer(driver.Consumer):
         def wanted(tp: TP) -> bool:
             if not self.flow_active or self.app.consumer_generation_id != generation_id:
                 return False
-            if active_partitions is None or tp in active_partitions or tp in self._buffered_partitions:
+            if (
+                active_partitions is None
+                or tp in active_partitions
+                or tp in faust_hooks.buffered_partitions(self)
+            ):
                 self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
                 return True
             return False
@@ -86,7 +90,7 @@ class PromptConsumer(driver.Consumer):
         singles = {tp: each for tp, each in records.items() if tp.topic not in batched}
         for tp, record in self.scheduler.iterate(singles):
             if wanted(tp):
-                yield tp, self._to_message(tp, record)
+                yield tp, faust_hooks.record_message(self, tp, record)
         for tp, each in records.items():
             if tp.topic in batched and each and wanted(tp):
                 yield tp, self._batch_message(tp, each)

@@ -29,6 +29,7 @@ from projections.contacts import Contacts, resolve
 from projections.opt_outs import PersonOptOuts, project
 from schemas.codec import encode
 from schemas.errors import DecodeError, FoldError
+from streams.engine import faust_hooks
 from streams.engine.batches import Fetched
 from streams.engine.sends import Sends
 from streams.engine.table_writes import TableWrites, folded_up_to
@@ -228,14 +229,14 @@ def count_fold_errors(agent: Any, stage: str, metrics: Metrics) -> None:
     what an alert sees. `@app.agent` passes the app's own error handler and takes no other, so the
     count wraps it; the app's handler (a commit of what was acked) still runs."""
     metrics.fold_errors.labels(stage).inc(0)  # a series from the start: an alert sees 0
-    app_on_error = agent._on_error
+    app_on_error = faust_hooks.agent_error_handler(agent)
 
     async def on_error(failed: faust.types.AgentT, exc: BaseException) -> None:
         metrics.fold_errors.labels(stage).inc()
         if app_on_error is not None:
             await app_on_error(failed, exc)
 
-    agent._on_error = on_error
+    faust_hooks.set_agent_error_handler(agent, on_error)
 
 
 async def take_turns() -> None:

@@ -20,6 +20,7 @@ import faust
 import mode
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from streams.engine import faust_hooks
 from streams.engine.topics import MESSAGING_EVENTS, PERSON_EVENTS
 from streams.pipeline.metrics import Metrics
 from streams.settings import Settings
@@ -123,7 +124,7 @@ class BrokerWatch:
         ends = await client.end_offsets(assigned)
         beginnings = await client.beginning_offsets(assigned)
         # Faust's own record of what the group committed (the next offset to fold); no round trip.
-        committed = {tp: self.app.consumer._committed_offset.get(tp) for tp in assigned}
+        committed = {tp: faust_hooks.committed_offset(self.app, tp) for tp in assigned}
         return BrokerView(reachable=True, lags=lags(ends, committed, beginnings))
 
     async def _started_client(self) -> AIOKafkaConsumer:

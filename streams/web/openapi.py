@@ -18,7 +18,8 @@ from pydantic.json_schema import models_json_schema
 
 from schemas.events import AnyPersonEvent, OptOutList, OptOutOverridden, PersonId, Timestamp
 from schemas.json_schemas import _Published
-from streams.web.views import IDEMPOTENCY_KEY, MAX_BODY_BYTES, OverrideRequest
+from streams.services.overrides import IDEMPOTENCY_KEY
+from streams.web.views import MAX_BODY_BYTES, OverrideRequest
 
 PATH = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
 _REF = "#/components/schemas/{model}"

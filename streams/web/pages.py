@@ -25,11 +25,11 @@ from faust.web import Request, Response, View
 from projections.opt_outs import PersonOptOuts
 from projections.point_in_time import as_of
 from schemas.events import AnyPersonEvent, OptOutEntry
-from streams.engine.tables import Tables
+from streams.services.lists import Lists
 from streams.settings import Settings
 from streams.web.routing import on_owner
 from streams.web.sessions import LOGGED_IN, SESSION, VIA_BEARER, Session, Sessions
-from streams.web.views import BadRequest, load_person, parse_as_of, person_key
+from streams.web.views import BadRequest, parse_as_of, person_key
 
 TEMPLATES = resources.files("streams.web") / "templates"
 _PAGE = Template((TEMPLATES / "page.html").read_text())
@@ -59,7 +59,7 @@ _CHANGE = {
 }
 
 
-def register_pages(app: faust.App, settings: Settings, tables: Tables, sessions: Sessions) -> None:
+def register_pages(app: faust.App, settings: Settings, lists: Lists, sessions: Sessions) -> None:
     @app.page("/")
     async def lookup(view: View, request: Request) -> Response:
         person_id = request.query.get("person_id", "").strip()
@@ -70,7 +70,7 @@ def register_pages(app: faust.App, settings: Settings, tables: Tables, sessions:
     @app.page("/people/{person_id:[^/]+}")  # '{' and '}' too: see streams.web.views.PERSON
     async def person(view: View, request: Request, person_id: str) -> Response:
         async def handle() -> web.Response:
-            state = load_person(tables, person_id)
+            state = lists.person(person_id)
             return html_response(person_page(state, moment, account=account(request)))
 
         try:
@@ -83,7 +83,7 @@ def register_pages(app: faust.App, settings: Settings, tables: Tables, sessions:
         except BadRequest as bad:
             title = "Not a point in time"
             return html_response(page(title, f"<h1>{title}</h1><p>{escape(str(bad))}</p>"), status=422)
-        return await on_owner(app, tables.opt_outs, person_id, request, handle)
+        return await on_owner(app, lists.owner, person_id, request, handle)
 
     @app.page("/people/{person_id:[^/]+}/remove")
     class Removal(View):

@@ -33,14 +33,14 @@ _NOT_RELAYED = {
 
 async def on_owner(
     app: faust.App,
-    table: faust.Table,
+    owner_of: Callable[[str], URL],
     key: str,
     request: web.Request,
     handle: Callable[[], Awaitable[web.StreamResponse]],
 ) -> web.StreamResponse:
     """`handle()` here when this worker owns `key`, else the owner's answer to the same request."""
     try:
-        owner = app.router.key_store(table.name, key)
+        owner = owner_of(key)
     except KeyError:
         return _unavailable("no worker owns this key yet (the group is still forming)")
     if _same_worker(owner, URL(str(app.conf.canonical_url))):

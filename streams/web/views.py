@@ -1,38 +1,36 @@
 """The JSON API on Faust's web server: lists, history, overrides, health, readiness and metrics.
 
-Views parse the request, call the core and map domain errors to 4xx. A person's requests are served
-by the worker that owns the person's partition (`streams.web.routing`).
+Views parse the request, call the use cases (streams.services) and map their errors to 4xx and
+503. A person's requests are served by the worker that owns the person's partition
+(`streams.web.routing`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import re
-import time
 import urllib.parse
-import uuid
-from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 import faust
-import mode
 from aiohttp import web
 from faust.web import Request, Response, View
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 
-from projections.opt_outs import PersonOptOuts
-from projections.overrides import override
 from projections.point_in_time import as_of
 from schemas import inputs
 from schemas.errors import AmbiguousEntry, NotOnList
-from schemas.events import AnyPersonEvent, OptOutOverridden
 from schemas.inputs import InvalidInput, excerpt
-from streams.engine.tables import Tables, stored
 from streams.pipeline.broker_watch import BrokerWatch, readiness
 from streams.pipeline.metrics import CONTENT_TYPE, Metrics
-from streams.pipeline.person_history import read_history
-from streams.services.override_log import NotAppended, OverrideLog
+from streams.services.lists import Lists
+from streams.services.overrides import (
+    IDEMPOTENCY_KEY,
+    BadIdempotencyKey,
+    KeyReused,
+    NotAcknowledged,
+    Overrides,
+)
 from streams.settings import Settings
 from streams.web.http_errors import error_response
 from streams.web.routing import on_owner
@@ -41,10 +39,6 @@ MAX_BODY_BYTES = 16 * 1024
 # A path segment that is a person id: any character but '/' (aiohttp's default also refuses '{' and
 # '}', which a person id may hold); `person_key` then applies the contract's definition.
 PERSON = "{person_id:[^/]+}"
-IDEMPOTENCY_KEY = "Idempotency-Key"
-_IDEMPOTENCY_KEY = re.compile(r"[!-~]{1,200}")  # visible ASCII, as HTTP header values are
-# The namespace of override ids derived from an Idempotency-Key (uuid5 of person and key).
-_OVERRIDE_IDS = uuid.UUID("0b3c5a4e-8f1d-5c2b-9a57-6e0d3f1c2b71")
 
 
 class OverrideRequest(BaseModel):
@@ -71,18 +65,6 @@ def person_key(person_id: str) -> str:
         return inputs.person_id(person_id)
     except InvalidInput as exc:
         raise BadRequest(422, str(exc)) from None
-
-
-def load_state(tables: Tables, person_id: str) -> PersonOptOuts:
-    """The person's list as stored, without its history: the same cost however long that is."""
-    return PersonOptOuts.from_json(person_id, stored(tables.opt_outs.get(person_id.encode())))
-
-
-def load_person(tables: Tables, person_id: str) -> PersonOptOuts:
-    """The person's list and their whole history (for the page, an override, a past moment)."""
-    state = load_state(tables, person_id)
-    earlier = read_history(person_id, state.history_start, tables.opt_outs.get)
-    return replace(state, history_start=0, history=(*earlier, *state.history))
 
 
 # A '+' of an unencoded UTC offset arrives as a space (form encoding): put it back.
@@ -115,49 +97,18 @@ def page_bound(raw: str | None, name: str, default: int | None, *, low: int, hig
     return int(raw)
 
 
-def override_id(person_id: str, idempotency_key: str | None) -> str:
-    """The override's event id: derived from the client's Idempotency-Key when it sent one (a retry
-    then makes the same event, which the fold applies once), else a new one."""
-    if idempotency_key is None:
-        return str(uuid.uuid4())
-    if not _IDEMPOTENCY_KEY.fullmatch(idempotency_key):
-        raise BadRequest(
-            422, f"{IDEMPOTENCY_KEY} {excerpt(idempotency_key)} must be 1 to 200 visible ASCII characters"
-        )
-    return str(uuid.uuid5(_OVERRIDE_IDS, f"{person_id}/{idempotency_key}"))  # no '/' in a person id
-
-
-def earlier_override(
-    history: tuple[AnyPersonEvent, ...] | list[AnyPersonEvent], event_id: str, sender: str, phone: str | None
-) -> OptOutOverridden | None:
-    """The override already in the history under `event_id` (a retry), or None; a 422 when that id
-    is another change, or removed another entry (an Idempotency-Key used twice)."""
-    done = next((event for event in history if event.event_id == event_id), None)
-    if done is None:
-        return None
-    if not isinstance(done, OptOutOverridden) or done.sender != sender or phone not in (None, done.phone):
-        raise BadRequest(
-            422,
-            f"this {IDEMPOTENCY_KEY} was used for another change ({done.type} of {done.sender} at"
-            f" {done.phone}): use a new key for a new override",
-        )
-    return done
-
-
 def register_views(
-    app: faust.App, settings: Settings, tables: Tables, metrics: Metrics, watch: BrokerWatch
+    app: faust.App,
+    settings: Settings,
+    lists: Lists,
+    overrides: Overrides,
+    metrics: Metrics,
+    watch: BrokerWatch,
 ) -> None:
-    overrides = OverrideLog(settings.brokers, settings.send_timeout, client_id=f"{settings.app_id}-overrides")
-
-    @app.service
-    class CloseOverrideLog(mode.Service):
-        async def on_stop(self) -> None:
-            await overrides.close()
-
     async def for_person(request: Request, person_id: str, handle: Any) -> web.StreamResponse:
         try:
             person_key(person_id)
-            return await on_owner(app, tables.opt_outs, person_id, request, handle)
+            return await on_owner(app, lists.owner, person_id, request, handle)
         except BadRequest as bad:
             return bad.response
 
@@ -165,8 +116,8 @@ def register_views(
     async def opt_outs(view: View, request: Request, person_id: str) -> Response:
         async def handle() -> web.Response:
             if moment is None:
-                return web.json_response(load_state(tables, person_id).as_list().model_dump(mode="json"))
-            state = load_person(tables, person_id)
+                return web.json_response(lists.state(person_id).as_list().model_dump(mode="json"))
+            state = lists.person(person_id)
             # As it stood then: the history up to `as_of`, folded again.
             listed = as_of(state, moment).as_list().model_dump(mode="json")
             return web.json_response({**listed, "as_of": moment.isoformat().replace("+00:00", "Z")})
@@ -180,17 +131,14 @@ def register_views(
     @app.page(f"/people/{PERSON}/sms-opt-outs/history")
     async def history(view: View, request: Request, person_id: str) -> Response:
         async def handle() -> web.Response:
-            length = load_state(tables, person_id).history_length
-            stop = length if before is None else min(before, length)
-            start = max(0, stop - limit)
-            page = read_history(person_id, length, tables.opt_outs.get, start=start, stop=stop)
+            page = lists.history_page(person_id, limit, before)
             return web.json_response(
                 {
                     "person_id": person_id,
-                    "history": [event.model_dump(mode="json") for event in page],
+                    "history": [event.model_dump(mode="json") for event in page.events],
                     # where the page before this one ends (`?before=`), null at the first change
-                    "before": start or None,
-                    "total": length,
+                    "before": page.start or None,
+                    "total": page.total,
                 }
             )
 
@@ -214,62 +162,26 @@ def register_views(
 
     async def remove(request: Request, person_id: str, sender: str) -> web.Response:
         body = await read_override(request)
-        region = settings.default_region
         try:
-            sender = inputs.sender(sender, region)
-            phone = inputs.phone(body.phone, region) if body.phone else None
-        except InvalidInput as exc:
-            raise BadRequest(422, str(exc)) from None
-        event_id = override_id(person_id, request.headers.get(IDEMPOTENCY_KEY))
-        state = load_person(tables, person_id)
-        done = earlier_override(state.history, event_id, sender, phone)
-        if done is not None:  # a retry of an override that is in the log: nothing more to append
-            return web.json_response({**done.model_dump(mode="json"), "list_updated": True})
-        try:
-            event = override(
-                state,
+            removal = await overrides.remove(
+                person_id,
                 sender,
-                phone,
+                body.phone,
                 actor=body.actor,
                 reason=body.reason,
-                override_id=event_id,
-                at=datetime.now(UTC),
+                idempotency_key=request.headers.get(IDEMPOTENCY_KEY),
             )
+        except (InvalidInput, BadIdempotencyKey, KeyReused) as exc:
+            raise BadRequest(422, str(exc)) from None
         except NotOnList as exc:
             raise BadRequest(404, str(exc)) from exc
         except AmbiguousEntry as exc:
             raise BadRequest(409, str(exc), phones=exc.phones) from exc
-        await append(event)
-        shown = await until_folded(person_id, event)
-        return web.json_response({**event.model_dump(mode="json"), "list_updated": shown})
-
-    async def append(event: OptOutOverridden) -> None:
-        """Into the person log, acknowledged by the brokers (acks=all); else a 503 whose outcome is
-        unknown: a write that was not acknowledged in time may still reach the log."""
-        try:
-            await overrides.append(event)
-        except NotAppended as exc:
-            history = f"/people/{urllib.parse.quote(event.person_id, safe='')}/sms-opt-outs/history"
-            raise BadRequest(
-                503,
-                f"the brokers did not acknowledge the override in time ({exc}): it may or may not be"
-                f" in the log. Look for event_id {event.event_id} in GET {history} before deciding;"
-                f" a retry with the same {IDEMPOTENCY_KEY} never appends a second override",
-                headers={"Retry-After": "5"},
-                event_id=event.event_id,
-                history=history,
-            ) from exc
-
-    async def until_folded(person_id: str, event: OptOutOverridden) -> bool:
-        """Read-your-write: wait, bounded, until the list shows the override."""
-        deadline = time.monotonic() + settings.override_wait
-        while True:
-            removed = load_state(tables, person_id).removed.get((event.sender, event.phone))
-            if removed is not None and removed >= event.occurred_at:
-                return True
-            if time.monotonic() >= deadline:
-                return False
-            await asyncio.sleep(0.02)
+        except NotAcknowledged as exc:
+            raise not_acknowledged(exc) from exc
+        return web.json_response(
+            {**removal.event.model_dump(mode="json"), "list_updated": removal.list_updated}
+        )
 
     @app.page("/health")
     async def health(view: View, request: Request) -> Response:
@@ -306,3 +218,19 @@ async def read_override(request: Request) -> OverrideRequest:
             for error in exc.errors(include_url=False)
         ]
         raise BadRequest(422, "the body must be JSON with 'actor' and 'reason'", problems=problems) from exc
+
+
+def not_acknowledged(exc: NotAcknowledged) -> BadRequest:
+    """A 503 whose outcome is unknown: a write that was not acknowledged in time may still reach the
+    log."""
+    event = exc.event
+    history = f"/people/{urllib.parse.quote(event.person_id, safe='')}/sms-opt-outs/history"
+    return BadRequest(
+        503,
+        f"the brokers did not acknowledge the override in time ({exc}): it may or may not be"
+        f" in the log. Look for event_id {event.event_id} in GET {history} before deciding;"
+        f" a retry with the same {IDEMPOTENCY_KEY} never appends a second override",
+        headers={"Retry-After": "5"},
+        event_id=event.event_id,
+        history=history,
+    )
