@@ -53,6 +53,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check schemas projections streams tests
 	$(BIN)/ruff format --check schemas projections streams tests
 	$(BIN)/mypy schemas projections
+	$(BIN)/lint-imports
 
 format: $(STAMP)
 	$(BIN)/ruff format schemas projections streams tests

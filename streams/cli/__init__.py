@@ -1,1 +1,2 @@
-"""The `optouts` command line (`main`); development commands load streams.devtools lazily."""
+"""The `optouts` command line: `main`, and one module per group of commands (operator, dead letters,
+Twilio, replay); the development commands load streams.devtools lazily."""

@@ -22,13 +22,13 @@ from pydantic import SecretStr, ValidationError
 from pydantic_settings import SettingsError
 
 from schemas.errors import OptOutsError
+from streams.cli.dead_letters_cli import add_dead_letter_commands
 from streams.cli.operator_cli import add_operator_commands
+from streams.cli.replay_cli import add_replay_commands
+from streams.cli.twilio_cli import add_twilio_commands
 from streams.engine.broker import EmbeddedBroker, stop_child
 from streams.engine.topics import create_topics
-from streams.rebuild.dead_letters_cli import add_dead_letter_commands
-from streams.rebuild.replay_cli import add_replay_commands
 from streams.settings import Settings
-from streams.twilio.cli import add_twilio_commands
 from streams.web.api_client import BadApiUrl
 from streams.worker import run_worker
 

@@ -33,6 +33,7 @@ from aiokafka import AIOKafkaProducer
 from schemas.errors import OptOutsError
 from streams.devtools.workload import generate
 from streams.engine.broker import EmbeddedBroker, free_port
+from streams.engine.log_reader import read, snapshot, total
 from streams.engine.topics import (
     CONTACTS_TABLE,
     MESSAGING_EVENTS,
@@ -42,7 +43,6 @@ from streams.engine.topics import (
     changelog_topic,
     create_topics,
 )
-from streams.rebuild.log_reader import read, snapshot, total
 from streams.rebuild.verify import Verification, VerifyError, verify
 from streams.settings import Settings
 

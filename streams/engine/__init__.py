@@ -1,3 +1,3 @@
-"""The Faust adaptation: the app, its transport and fetched batches, direct sends, per-batch table
-writes, recovery to the log end, topics and the embedded broker. Every private Faust or aiokafka
-name the project touches is in `faust_hooks`, guarded by tests/unit/test_faust_hooks.py."""
+"""The Faust and Kafka adaptation: the app, its transport and fetched batches, direct sends,
+per-batch table writes, recovery to the log end, topics, reading a log end to end, and the embedded
+broker. Every private Faust or aiokafka name is touched in `faust_hooks` (tests/unit/test_faust_hooks.py)."""

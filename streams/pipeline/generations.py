@@ -27,8 +27,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from schemas.errors import OptOutsError
+from streams.engine.log_reader import snapshot
 from streams.engine.topics import CONTACTS_TABLE, CONTROL
-from streams.rebuild.log_reader import snapshot
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)

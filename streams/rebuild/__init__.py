@@ -1,1 +1,1 @@
-"""Rebuilding from the logs offline: the fold, replay into a new generation, verify, dead letters."""
+"""Rebuilding from the logs offline: the fold, replay into a new generation, verify, group offsets."""

@@ -22,9 +22,9 @@ from projections.rebuild import MessagingFold
 from schemas.codec import encode
 from schemas.errors import DecodeError, UnknownSchemaVersion
 from schemas.events import AnyPersonEvent, MessagingEvent
+from streams.engine.log_reader import Span, read, total
 from streams.pipeline.admission import messaging_event, person_event
 from streams.pipeline.placement import expected_partition, likely_cause
-from streams.rebuild.log_reader import Span, read, total
 from streams.rebuild.progress import Progress
 from streams.settings import Settings
 

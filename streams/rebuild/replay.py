@@ -26,6 +26,7 @@ from projections.rebuild import MessagingFold, new_facts
 from schemas.codec import encode
 from schemas.errors import OptOutsError
 from schemas.events import AnyPersonEvent
+from streams.engine.log_reader import ends_of, snapshot
 from streams.engine.tables import storable
 from streams.engine.topics import (
     CONTACTS_TABLE,
@@ -40,7 +41,6 @@ from streams.engine.topics import (
 from streams.pipeline.generations import Generation, built_generations, current_generation, switch_generation
 from streams.pipeline.person_history import history_writes
 from streams.rebuild.group_offsets import commit_offsets, committed_offsets
-from streams.rebuild.log_reader import ends_of, snapshot
 from streams.rebuild.offline_fold import LogRead, fold_messaging_log, read_person_log
 from streams.rebuild.progress import say
 from streams.settings import Settings

@@ -28,6 +28,7 @@ from projections.rebuild import MessagingFold, new_facts
 from schemas.codec import decode_opt_out_list
 from schemas.errors import DecodeError, OptOutsError
 from schemas.events import AnyPersonEvent, OptOutList, OptOutOverridden, PersonEvent
+from streams.engine.log_reader import Span, ends_of, latest_values, snapshot
 from streams.engine.topics import (
     CONTACTS_TABLE,
     MESSAGING_EVENTS,
@@ -39,7 +40,6 @@ from streams.engine.topics import (
 from streams.pipeline.generations import Generation, current_generation
 from streams.pipeline.person_history import is_history_key
 from streams.rebuild.group_offsets import committed_offsets
-from streams.rebuild.log_reader import Span, ends_of, latest_values, snapshot
 from streams.rebuild.offline_fold import fold_messaging_log, read_person_log
 from streams.rebuild.progress import say
 from streams.settings import Settings

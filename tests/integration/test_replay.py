@@ -18,8 +18,8 @@ from faust.serializers.codecs import dumps as faust_dumps
 
 from projections.opt_outs import project_all
 from schemas.events import OptOutRecorded
+from streams.engine.log_reader import read, snapshot
 from streams.engine.topics import DEAD_LETTERS, MESSAGING_EVENTS, OPT_OUTS, PERSON_EVENTS
-from streams.rebuild.log_reader import read, snapshot
 from tests.factories import blocked, received, sent, unique, unique_phone
 from tests.integration.kafka import latest_values, publish, run
 from tests.integration.processes import ROOT, ServiceProcess, http_json, new_worker

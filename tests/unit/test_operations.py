@@ -11,9 +11,9 @@ from aiokafka import TopicPartition
 
 from schemas.dead_letters import DeadLetter
 from schemas.errors import DecodeError
+from streams.cli.dead_letters_cli import Found, Refused, check_foldable, parse_id, value_to_publish
 from streams.engine.topics import MESSAGING_EVENTS, OPT_OUTS, PERSON_EVENTS
 from streams.pipeline.broker_watch import BrokerView, lags, readiness
-from streams.rebuild.dead_letters_cli import Found, Refused, check_foldable, parse_id, value_to_publish
 from streams.web.operator_auth import bearer_token, is_under, local_path, same_token
 from tests.factories import sent
 

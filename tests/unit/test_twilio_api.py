@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from streams.cli.twilio_cli import moment, page_size
 from streams.settings import Settings
 from streams.twilio.api import RebasedHttpClient, TwilioNotConfigured, twilio_client
-from streams.twilio.cli import moment, page_size
 
 ACCOUNT = "AC" + "0" * 32
 

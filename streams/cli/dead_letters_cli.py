@@ -26,9 +26,9 @@ from schemas.codec import MAX_AHEAD
 from schemas.dead_letters import DeadLetter
 from schemas.errors import DecodeError, OptOutsError
 from streams.cli.operator_cli import print_table
+from streams.engine.log_reader import Span, read, snapshot
 from streams.engine.topics import DEAD_LETTERS, MESSAGING_EVENTS, PERSON_EVENTS
 from streams.pipeline.admission import messaging_event, person_event
-from streams.rebuild.log_reader import Span, read, snapshot
 from streams.settings import Settings
 
 EXIT_REFUSED = 1  # no such dead letter, or a value that would be refused again: nothing published
