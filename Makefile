@@ -52,7 +52,7 @@ lint: $(STAMP)
 	$(PROMTOOL) check rules deploy/prometheus/alerts.yml
 	$(BIN)/ruff check schemas projections streams tests
 	$(BIN)/ruff format --check schemas projections streams tests
-	$(BIN)/mypy schemas projections
+	$(BIN)/mypy schemas projections streams
 	$(BIN)/lint-imports
 
 format: $(STAMP)

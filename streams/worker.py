@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import faust
 import mode
 
+from streams.engine import faust_hooks
 from streams.engine.app import create_app
 from streams.engine.tables import Tables, declare_tables
 from streams.engine.topics import Topics, create_topics, declare_topics
@@ -34,6 +35,7 @@ from streams.web.operator_auth import (
 )
 from streams.web.pages import register_pages
 from streams.web.routing import register_partition_map
+from streams.web.server import aiohttp_app
 from streams.web.views import register_views
 from streams.web.web_security import register_web_security
 
@@ -59,7 +61,7 @@ def build_service(settings: Settings) -> Service:
     watch = register_broker_watch(app, settings, metrics)
     register_web_security(app, settings)
     sessions = register_operator_auth(app, settings)
-    install_json_errors(app.web.web_app)
+    install_json_errors(aiohttp_app(app))
     lists = Lists(tables)
     overrides = register_overrides(app, settings, lists)
     register_views(app, settings, lists, overrides, metrics, watch)
@@ -139,7 +141,7 @@ def _announce_access(on_ready: Callable[[], None] | None, access: Access, settin
 
 
 def _call_when_ready(app: faust.App, callback: Callable[[], None]) -> None:
-    @app.task
+    @app.task  # type: ignore[untyped-decorator]  # Faust's app.task is unannotated
     async def announce() -> None:
-        await app.tables.recovery.completed.wait()
+        await faust_hooks.table_recovery(app).completed.wait()
         callback()

@@ -15,7 +15,7 @@ import logging
 import shutil
 import sys
 from collections.abc import Callable
-from typing import NoReturn
+from typing import NoReturn, cast
 
 from aiokafka.errors import KafkaError
 from pydantic import SecretStr, ValidationError
@@ -50,7 +50,12 @@ class OneLineParser(argparse.ArgumentParser):
 
 def main(argv: list[str] | None = None) -> None:
     parser = OneLineParser(prog="optouts", description="Event-sourced SMS opt-out lists.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # The subparsers are OneLineParsers (their usage errors one line too); the command groups add
+    # them through argparse's own type.
+    commands = cast(
+        "argparse._SubParsersAction[argparse.ArgumentParser]",
+        parser.add_subparsers(dest="command", required=True, metavar="COMMAND"),
+    )
     for add_commands in command_groups(command_asked_for(sys.argv[1:] if argv is None else argv)):
         add_commands(commands)
     args = parser.parse_args(argv)
@@ -167,11 +172,16 @@ def add_service_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
         help="start the worker and its HTTP API; with no OPTOUTS_KAFKA_BROKERS, an embedded broker first",
     ).set_defaults(handler=lambda args, settings: run(settings))
     commands.add_parser("worker", help="start a worker against OPTOUTS_KAFKA_BROKERS").set_defaults(
-        handler=lambda args, settings: run_worker(settings) or 0
+        handler=lambda args, settings: worker(settings)
     )
     commands.add_parser(
         "create-topics", help="create the service's topics on OPTOUTS_KAFKA_BROKERS"
     ).set_defaults(handler=lambda args, settings: create_topics_command(settings))
+
+
+def worker(settings: Settings) -> int:
+    run_worker(settings)
+    return 0
 
 
 def create_topics_command(settings: Settings) -> int:

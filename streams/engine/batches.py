@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, cast
 
 import faust
 from faust.types import EventT, Message
@@ -42,7 +42,7 @@ class BatchedTopic(faust.Topic):
     """A topic whose consumer-side events are `Fetched` batches: the value is handed over as it is
     (each record's bytes are decoded by the agent). Sending to it is a normal raw-bytes topic."""
 
-    async def decode(self, message: Message, *, propagate: bool = False) -> EventT:
+    async def decode(self, message: Message, *, propagate: bool = False) -> EventT[Any]:
         return faust_hooks.topic_event(self, message)
 
 
@@ -52,7 +52,20 @@ class BatchedTopic(faust.Topic):
 BUFFERED_BATCHES = 8
 
 
+class BatchingApp(Protocol):
+    """What the engine adds to Faust's app (streams.engine.app.OptOutsApp), for the transport and
+    the topics, which are handed Faust's `AppT`."""
+
+    batched_topics: set[str]
+    fetch_max_wait: float
+
+
+def batching(app: Any) -> BatchingApp:
+    """`app` (an OptOutsApp: the only app the engine builds) as the engine's own type."""
+    return cast(BatchingApp, app)
+
+
 def batched_topic(app: faust.App, name: str, **options: Any) -> BatchedTopic:
     """Declare `name` as a batched topic of `app` (an OptOutsApp: its consumer batches it)."""
-    app.batched_topics.add(name)  # type: ignore[attr-defined]
+    batching(app).batched_topics.add(name)
     return BatchedTopic(app, topics=[name], maxsize=BUFFERED_BATCHES, **options)

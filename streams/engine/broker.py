@@ -93,12 +93,14 @@ class EmbeddedBroker:
             "--advertised-listener-url", f"tcp://{self.advertised or self.address}",
             "--storage-engine", "memory://tansu/",
         ]  # fmt: skip
-        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        log = open(self.log_path, "ab") if self.log_path else None  # noqa: SIM115
         try:
-            self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+            self._process = subprocess.Popen(
+                command, stdout=subprocess.DEVNULL if log is None else log, stderr=subprocess.STDOUT
+            )
         finally:
-            if self.log_path:
-                log.close()  # type: ignore[union-attr]
+            if log is not None:
+                log.close()
         if not wait_for_port("127.0.0.1", self.port, timeout):
             code = self._process.poll()
             self.stop()

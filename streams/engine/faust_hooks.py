@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import faust
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -47,7 +47,7 @@ def set_agent_error_handler(agent: Any, handler: AgentErrorHandler) -> None:
 
 def committed_offset(app: faust.App, tp: TP) -> int | None:
     """Faust's own record of what the group committed for `tp` (the next offset to fold)."""
-    offset: int | None = app.consumer._committed_offset.get(tp)  # type: ignore[attr-defined]
+    offset: int | None = app.consumer._committed_offset.get(tp)  # type: ignore[attr-defined]  # private
     return offset
 
 
@@ -91,20 +91,20 @@ def record_message(consumer: Consumer, tp: TP, record: Any) -> ConsumerMessage:
 def kafka_producer(app: faust.App) -> AIOKafkaProducer:
     """The aiokafka producer inside the app's Faust producer (created when the app starts). Its own
     `create_batch` and `send_batch` are public aiokafka API; only the way to it is private."""
-    producer: AIOKafkaProducer = app.producer._producer  # type: ignore[attr-defined]
+    producer: AIOKafkaProducer = app.producer._producer  # type: ignore[attr-defined]  # private
     return producer
 
 
 # Tables -----------------------------------------------------------------------------------------
 
 
-def partition_db(table: faust.Table, partition: int) -> Rdict:
+def partition_db(table: faust.Table[Any, Any], partition: int) -> Rdict:
     """The RocksDB of one partition of `table`, opened on first use."""
-    db: Rdict = table.data._db_for_partition(partition)  # type: ignore[attr-defined]
+    db: Rdict = table.data._db_for_partition(partition)  # type: ignore[attr-defined]  # RocksDB store's
     return db
 
 
-def key_owner(table: faust.Table, key: str) -> URL:
+def key_owner(table: faust.Table[Any, Any], key: str) -> URL:
     """The web URL of the worker that owns `key`'s partition of `table` (KeyError: no owner yet)."""
     owner: URL = table.app.router.key_store(table.name, key)
     return owner
@@ -114,6 +114,12 @@ def highwater_table(recovery: Recovery, highwaters: Mapping[TP, int], title: str
     """Faust's log table of the highwaters, as its own recovery logs them."""
     text: str = recovery._highwater_logtable(highwaters, title=title)
     return text
+
+
+def table_recovery(app: faust.App) -> Recovery:
+    """The recovery of the app's tables from their changelogs (Faust types `app.tables` as its
+    abstract TableManagerT, which has no `recovery`; the app's is a TableManager)."""
+    return cast(TableManager, app.tables).recovery
 
 
 def manager_recovery(manager: TableManager) -> Recovery | None:
@@ -128,9 +134,9 @@ def set_manager_recovery(manager: TableManager, recovery: Recovery) -> None:
 # Topics -----------------------------------------------------------------------------------------
 
 
-def topic_event(topic: faust.Topic, message: Message) -> EventT:
+def topic_event(topic: faust.Topic, message: Message) -> EventT[Any]:
     """The event Faust's stream hands an agent for `message`, with its value as it is."""
-    event: EventT = topic._create_event(message.key, message.value, message.headers, message=message)
+    event: EventT[Any] = topic._create_event(message.key, message.value, message.headers, message=message)
     return event
 
 

@@ -104,13 +104,13 @@ async def read(
                 continue
             stalled = 0.0
             for tp, records in batch.items():
-                span = todo.get(tp)
-                if span is None or not records:
+                left = todo.get(tp)
+                if left is None or not records:
                     continue
-                if records[-1].offset >= span.end - 1:
+                if records[-1].offset >= left.end - 1:
                     del todo[tp]
                     consumer.pause(tp)
-                    records = [record for record in records if record.offset < span.end]
+                    records = [record for record in records if record.offset < left.end]
                 if records:
                     yield records
     finally:

@@ -58,5 +58,6 @@ class Sends:
 
     def _delivered(self, future: asyncio.Future[Any]) -> None:
         if not future.cancelled() and future.exception() is not None:
+            # Faust's crash() is typed for an Exception; a future's failure is typed BaseException.
             crash = self.app.crash(future.exception())  # type: ignore[arg-type]
             self._crashing = asyncio.ensure_future(crash)  # held: a task nothing holds may vanish

@@ -21,15 +21,15 @@ writes only what changed (a send to a known recipient writes nothing).
 from __future__ import annotations
 
 import asyncio
+import functools
 import sys
 from typing import Any
 
-import faust
 from faust.types import TP
 from rocksdict import Rdict, WriteBatch
 
 from streams.engine.sends import Sends
-from streams.engine.tables import partition_store
+from streams.engine.tables import BytesTable, partition_store
 
 # A key no entity has (ids are E.164 phones and person ids: never a NUL): the offset marker.
 FOLDED_UP_TO = b"\x00optouts:folded-up-to"
@@ -47,7 +47,7 @@ def folded_up_to(store: Rdict) -> int:
 
 
 class TableWrites:
-    def __init__(self, sends: Sends, table: faust.Table) -> None:
+    def __init__(self, sends: Sends, table: BytesTable) -> None:
         self.sends = sends
         self.table = table
         self._stores: dict[int, WriteBatch] = {}
@@ -86,7 +86,7 @@ class TableWrites:
             await self._ship(partition)
         for partition, (future, size) in self._last.items():
             tp = TP(self._changelog_topic(), partition)
-            future.add_done_callback(lambda done, tp=tp, size=size: self._persist(tp, size, done))
+            future.add_done_callback(functools.partial(self._persist, tp, size))
         self._last.clear()
 
     def discard(self) -> None:

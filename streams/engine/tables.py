@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias, cast
 
 import faust
 import pydantic_core
@@ -21,11 +21,14 @@ from streams.engine import faust_hooks
 from streams.engine.topics import CONTACTS_TABLE, OPT_OUTS_TABLE
 from streams.settings import Settings
 
+# Both tables map the raw key bytes to the fold's compact JSON bytes.
+BytesTable: TypeAlias = "faust.Table[bytes, bytes]"
+
 
 @dataclass(frozen=True)
 class Tables:
-    contacts: faust.Table  # per phone: projections.contacts.Contacts
-    opt_outs: faust.Table  # per person: projections.opt_outs.PersonOptOuts
+    contacts: BytesTable  # per phone: projections.contacts.Contacts
+    opt_outs: BytesTable  # per person: projections.opt_outs.PersonOptOuts
 
 
 # Faust opens every partition's RocksDB with a 64 MiB write buffer (up to 3 of them) and a 2 GiB
@@ -42,17 +45,20 @@ STORE_OPTIONS = {
 
 
 def declare_tables(app: faust.App, settings: Settings) -> Tables:
-    def table(name: str, help: str) -> faust.Table:
-        declared = app.Table(
-            name,
-            default=None,
-            partitions=settings.partitions,
-            # bytes keys are stored raw, as the topics' keys are: the partition a key hashes to is
-            # then the same for the input topic, the changelog and Faust's request routing.
-            key_type=bytes,
-            value_type=bytes,
-            options=STORE_OPTIONS,
-            help=help,
+    def table(name: str, help: str) -> BytesTable:
+        declared = cast(
+            BytesTable,
+            app.Table(
+                name,
+                default=None,
+                partitions=settings.partitions,
+                # bytes keys are stored raw, as the topics' keys are: the partition a key hashes to is
+                # then the same for the input topic, the changelog and Faust's request routing.
+                key_type=bytes,
+                value_type=bytes,
+                options=STORE_OPTIONS,
+                help=help,
+            ),
         )
         # Table() takes no value_serializer (faust-streaming#556) and derives "json" from any
         # value type; the store and the changelog topic, built later, take it from here.
@@ -65,7 +71,7 @@ def declare_tables(app: faust.App, settings: Settings) -> Tables:
     )
 
 
-def partition_store(table: faust.Table, partition: int) -> Rdict:
+def partition_store(table: BytesTable, partition: int) -> Rdict:
     """The RocksDB of one partition of `table`, opened on first use. Faust's store keeps it behind
     a private method; every read and write of a key in its own partition may use it."""
     return faust_hooks.partition_db(table, partition)

@@ -21,14 +21,14 @@ from faust.transport.drivers import aiokafka as driver
 from faust.types import TP, ConsumerMessage, Message
 
 from streams.engine import faust_hooks
-from streams.engine.batches import Fetched
+from streams.engine.batches import Fetched, batching
 
 
 class PromptConsumerThread(driver.AIOKafkaConsumerThread):
     def _create_worker_consumer(self, transport: Any) -> aiokafka.AIOKafkaConsumer:
         consumer = super()._create_worker_consumer(transport)
         # aiokafka reads it when the consumer starts, which is after this.
-        faust_hooks.set_fetch_max_wait(consumer, self.app.fetch_max_wait)
+        faust_hooks.set_fetch_max_wait(consumer, batching(self.app).fetch_max_wait)
         return consumer
 
 
@@ -43,7 +43,7 @@ class PromptConsumer(driver.Consumer):
     # them marked as gaps, which left a partition's commits stuck short of its end in the crash
     # soak, the worker idle and every event folded.
     def _new_offset(self, tp: TP) -> int | None:
-        if tp.topic not in self.app.batched_topics:  # type: ignore[attr-defined]
+        if tp.topic not in batching(self.app).batched_topics:
             return super()._new_offset(tp)
         acked = faust_hooks.acked_offsets(self, tp)
         if not acked:
@@ -55,7 +55,7 @@ class PromptConsumer(driver.Consumer):
     async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
         # Faust's drain marks the offsets between two messages as a gap; a batched partition's
         # messages are batches, committed by their last offset (above).
-        if tp.topic not in self.app.batched_topics:  # type: ignore[attr-defined]
+        if tp.topic not in batching(self.app).batched_topics:
             await super()._add_gap(tp, offset_from, offset_to)
 
     async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:
@@ -73,7 +73,7 @@ class PromptConsumer(driver.Consumer):
             except Exception as exc:
                 self.log.warning(f"exception performing seek when flow not active {exc}")
             return
-        batched: set[str] = self.app.batched_topics  # type: ignore[attr-defined]
+        batched: set[str] = batching(self.app).batched_topics
 
         def wanted(tp: TP) -> bool:
             if not self.flow_active or self.app.consumer_generation_id != generation_id:
@@ -101,11 +101,13 @@ class PromptConsumer(driver.Consumer):
             tp.topic,
             tp.partition,
             last.offset,
-            None if last.timestamp is None else last.timestamp / 1000.0,
+            # Faust types these for a record's own message: a time and bytes. A batch's value is
+            # the `Fetched` records (decoded by BatchedTopic), and a record may have no time.
+            None if last.timestamp is None else last.timestamp / 1000.0,  # type: ignore[arg-type]
             last.timestamp_type,
             [],
             None,
-            Fetched(tp.topic, tp.partition, records),
+            Fetched(tp.topic, tp.partition, records),  # type: ignore[arg-type]
             None,
             0,
             sum(record.serialized_value_size for record in records),

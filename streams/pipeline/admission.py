@@ -19,8 +19,11 @@ from schemas.events import AnyPersonEvent, MessagingEvent
 class Logged(Protocol):
     """A consumed record's value and its Kafka timestamp (ms; None or -1 when the log has none)."""
 
-    value: bytes | None
-    timestamp: int | None
+    @property
+    def value(self) -> bytes | None: ...
+
+    @property
+    def timestamp(self) -> int | None: ...
 
 
 def logged_at(record: Logged) -> datetime | None:

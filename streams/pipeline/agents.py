@@ -231,7 +231,7 @@ def count_fold_errors(agent: Any, stage: str, metrics: Metrics) -> None:
     metrics.fold_errors.labels(stage).inc(0)  # a series from the start: an alert sees 0
     app_on_error = faust_hooks.agent_error_handler(agent)
 
-    async def on_error(failed: faust.types.AgentT, exc: BaseException) -> None:
+    async def on_error(failed: faust.types.AgentT[Any], exc: BaseException) -> None:
         metrics.fold_errors.labels(stage).inc()
         if app_on_error is not None:
             await app_on_error(failed, exc)

@@ -145,9 +145,8 @@ class BrokerWatch:
 
     def readiness(self) -> dict[str, Any]:
         """What `GET /ready` answers now, with the brokers as the last look saw them."""
-        recovery = self.app.tables.recovery
         return readiness(
-            recovered=recovery.completed.is_set() and not recovery.in_recovery,
+            recovered=tables_recovered(self.app),
             rebalancing=bool(self.app.rebalancing),
             view=self.view,
             max_lag=self.max_lag,
@@ -198,3 +197,9 @@ def register_broker_watch(app: faust.App, settings: Settings, metrics: Metrics) 
             await watch.close()
 
     return watch
+
+
+def tables_recovered(app: faust.App) -> bool:
+    """Whether the worker's tables hold everything their changelogs do (recovery is over)."""
+    recovery = faust_hooks.table_recovery(app)
+    return recovery.completed.is_set() and not recovery.in_recovery

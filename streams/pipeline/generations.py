@@ -144,7 +144,7 @@ def watch_generation(app: faust.App, settings: Settings, running: Generation, re
     """While the worker runs, follow the control topic; on a switch away from `running`, log it and
     stop the worker gracefully (as SIGTERM does), for `restart_process` to start it again."""
 
-    @app.task
+    @app.task  # type: ignore[untyped-decorator]  # Faust's app.task is unannotated
     async def follow_generation() -> None:
         # The watch must outlive a broker outage: aiokafka cancels a pending fetch when its
         # connection drops (seen as a CancelledError in getmany while the worker runs on), and a

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 
 from aiokafka import AIOKafkaProducer, TopicPartition
@@ -226,7 +226,7 @@ async def _republish_forwards(settings: Settings, running: Generation, reads: It
     return len(copies)
 
 
-async def send_all(settings: Settings, records: list[Record]) -> None:
+async def send_all(settings: Settings, records: Sequence[Record]) -> None:
     """Send every record and wait until the brokers acknowledged all of them (acks=all): batched by
     the producer, no round trip per record."""
     if not records:

@@ -16,7 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import TextIO, cast
 
 import aiohttp
 from aiokafka import TopicPartition
@@ -111,7 +111,9 @@ async def verify(
     # What the logs say: the person log, plus what the fold derives from the messaging log that the
     # person log lacks (lost by a worker, or a keyword changed since), placed as a replay would.
     missing = new_facts(fold.derived.values(), fold.positions, events)
-    expected = {person: state.as_list() for person, state in project_log([*events, *missing.append]).items()}
+    # The fold derives only events of the person log's union (projections.keywords).
+    appended = cast("list[AnyPersonEvent]", list(missing.append))
+    expected = {person: state.as_list() for person, state in project_log([*events, *appended]).items()}
     result.pending_facts, result.superseded_facts = len(missing.append), len(missing.superseded)
     result.underived = underived_events(fold.derived, events)
     result.behind += await _until_folded(settings, running, ends_of(person_spans), wait)
@@ -218,7 +220,7 @@ async def _published_lists(settings: Settings) -> dict[str, Found]:
     return lists
 
 
-async def _api_lists(api: Api, persons: set[str]) -> dict[str, OptOutList]:
+async def _api_lists(api: Api, persons: set[str]) -> dict[str, Found]:
     limit = asyncio.Semaphore(_CONCURRENT_REQUESTS)
 
     async def fetch(http: aiohttp.ClientSession, person: str) -> tuple[str, OptOutList]:

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-import faust
 from yarl import URL
 
 from projections.opt_outs import PersonOptOuts
 from schemas.events import AnyPersonEvent
 from streams.engine import faust_hooks
-from streams.engine.tables import Tables, stored
+from streams.engine.tables import BytesTable, Tables, stored
 from streams.pipeline.person_history import read_history
 
 
@@ -29,7 +28,7 @@ class Lists:
     tables: Tables
 
     @property
-    def table(self) -> faust.Table:
+    def table(self) -> BytesTable:
         return self.tables.opt_outs
 
     def owner(self, person_id: str) -> URL:

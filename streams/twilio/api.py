@@ -18,6 +18,7 @@ class TwilioNotConfigured(OptOutsError):
     """A command needs Twilio's REST API and the settings do not say which account."""
 
 
+# twilio ships no type hints (mypy sees its classes as Any): hence the two ignores.
 class RebasedHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]
     """Twilio's async HTTP client, sending every request for `*.twilio.com` to `base_url` instead.
 

@@ -133,4 +133,4 @@ def install(web_app: web.Application) -> None:
     web_app.middlewares.insert(0, json_errors)
     # aiohttp offers no setting for the answer to an unparsable request: its request handler's
     # method is replaced (tests/unit/test_http_errors.py holds its signature to what this expects).
-    web_protocol.RequestHandler.handle_error = handle_error  # type: ignore[method-assign]
+    web_protocol.RequestHandler.handle_error = handle_error  # type: ignore[method-assign]  # on purpose: see above

@@ -127,7 +127,7 @@ _PERSON = {
     "description": "1 to 128 characters, without '/', white space, control or invisible characters.",
     "schema": _schema(PersonId),
 }
-_TOKEN = [{"operatorToken": []}]
+_TOKEN: list[dict[str, list[str]]] = [{"operatorToken": []}]
 
 
 def document() -> dict[str, Any]:

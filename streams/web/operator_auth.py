@@ -31,6 +31,7 @@ from yarl import URL
 from schemas.errors import OptOutsError
 from streams.settings import Settings
 from streams.web.pages import TEMPLATES, html_response, page
+from streams.web.server import aiohttp_app
 from streams.web.sessions import COOKIE as SESSION_COOKIE
 from streams.web.sessions import LOGGED_IN, SESSION, VIA_BEARER, Sessions
 
@@ -209,7 +210,7 @@ def register_operator_auth(app: faust.App, settings: Settings) -> Sessions:
         sessions = Sessions(secrets.token_bytes(32), settings.operator_session_hours * 3600, True)
     if not checking:
 
-        @app.task
+        @app.task  # type: ignore[untyped-decorator]  # Faust's app.task is unannotated
         async def warn_open() -> None:
             log.warning(
                 "OPTOUTS_AUTH=off: the web server checks no operator token; anyone who reaches %s:%s"
@@ -236,7 +237,7 @@ def register_operator_auth(app: faust.App, settings: Settings) -> Sessions:
             return await handler(request)
         return unauthorized(request, given is not None)
 
-    app.web.web_app.middlewares.append(guard)
+    aiohttp_app(app).middlewares.append(guard)
 
     def logged_in(request: web.Request, next_: str) -> web.Response:
         answer = web.Response(status=303, headers={"Location": local_path(next_)})

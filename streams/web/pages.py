@@ -20,7 +20,7 @@ from string import Template
 import aiohttp
 import faust
 from aiohttp import web
-from faust.web import Request, Response, View
+from faust.web import View
 
 from projections.opt_outs import PersonOptOuts
 from projections.point_in_time import as_of
@@ -60,15 +60,20 @@ _CHANGE = {
 
 
 def register_pages(app: faust.App, settings: Settings, lists: Lists, sessions: Sessions) -> None:
-    @app.page("/")
-    async def lookup(view: View, request: Request) -> Response:
+    # Faust types a page's request and response as its own abstract ones; its aiohttp driver
+    # passes aiohttp's request and serves aiohttp's responses, which these handlers use.
+    @app.page("/")  # type: ignore[arg-type]
+    async def lookup(view: View, request: web.Request) -> web.StreamResponse:
         person_id = request.query.get("person_id", "").strip()
         if person_id:
             raise web.HTTPFound(f"/people/{urllib.parse.quote(person_id, safe='')}")
         return html_response(page("Look up a person · SMS opt-outs", _LOOKUP, account=account(request)))
 
-    @app.page("/people/{person_id:[^/]+}")  # '{' and '}' too: see streams.web.views.PERSON
-    async def person(view: View, request: Request, person_id: str) -> Response:
+    # '{' and '}' too: see streams.web.views.PERSON
+    # Faust types a page's request and response as its own abstract ones; its aiohttp driver
+    # passes aiohttp's request and serves aiohttp's responses, which these handlers use.
+    @app.page("/people/{person_id:[^/]+}")  # type: ignore[arg-type]
+    async def person(view: View, request: web.Request, person_id: str) -> web.StreamResponse:
         async def handle() -> web.Response:
             state = lists.person(person_id)
             return html_response(person_page(state, moment, account=account(request)))

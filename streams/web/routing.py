@@ -15,6 +15,8 @@ from faust.web import Request, Response, View
 from multidict import CIMultiDict
 from yarl import URL
 
+from streams.pipeline.broker_watch import tables_recovered
+
 FORWARDED = "X-Optouts-Forwarded"
 # The forwarded request's Host is the owner's own web host and port, which it answers to.
 _HOP_BY_HOP = {"host", "content-length", "transfer-encoding", "connection"}
@@ -44,8 +46,7 @@ async def on_owner(
     except KeyError:
         return _unavailable("no worker owns this key yet (the group is still forming)")
     if _same_worker(owner, URL(str(app.conf.canonical_url))):
-        recovery = app.tables.recovery
-        if recovery.in_recovery or not recovery.completed.is_set():
+        if not tables_recovered(app):
             # A table still being restored from its changelog would answer a list that misses
             # entries (after a restart into a new generation, for one): better no answer yet.
             return _unavailable("the tables are being recovered from their changelogs")

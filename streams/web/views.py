@@ -21,7 +21,7 @@ from projections.point_in_time import as_of
 from schemas import inputs
 from schemas.errors import AmbiguousEntry, NotOnList
 from schemas.inputs import InvalidInput, excerpt
-from streams.pipeline.broker_watch import BrokerWatch, readiness
+from streams.pipeline.broker_watch import BrokerWatch, readiness, tables_recovered
 from streams.pipeline.metrics import CONTENT_TYPE, Metrics
 from streams.services.lists import Lists
 from streams.services.overrides import (
@@ -105,15 +105,17 @@ def register_views(
     metrics: Metrics,
     watch: BrokerWatch,
 ) -> None:
-    async def for_person(request: Request, person_id: str, handle: Any) -> web.StreamResponse:
+    async def for_person(request: web.Request, person_id: str, handle: Any) -> web.StreamResponse:
         try:
             person_key(person_id)
             return await on_owner(app, lists.owner, person_id, request, handle)
         except BadRequest as bad:
             return bad.response
 
-    @app.page(f"/people/{PERSON}/sms-opt-outs")
-    async def opt_outs(view: View, request: Request, person_id: str) -> Response:
+    # Faust types a page's request and response as its own abstract ones; its aiohttp driver
+    # passes aiohttp's request and serves aiohttp's responses, which these handlers use.
+    @app.page(f"/people/{PERSON}/sms-opt-outs")  # type: ignore[arg-type]
+    async def opt_outs(view: View, request: web.Request, person_id: str) -> web.StreamResponse:
         async def handle() -> web.Response:
             if moment is None:
                 return web.json_response(lists.state(person_id).as_list().model_dump(mode="json"))
@@ -128,10 +130,12 @@ def register_views(
             return bad.response
         return await for_person(request, person_id, handle)
 
-    @app.page(f"/people/{PERSON}/sms-opt-outs/history")
-    async def history(view: View, request: Request, person_id: str) -> Response:
+    # Faust types a page's request and response as its own abstract ones; its aiohttp driver
+    # passes aiohttp's request and serves aiohttp's responses, which these handlers use.
+    @app.page(f"/people/{PERSON}/sms-opt-outs/history")  # type: ignore[arg-type]
+    async def history(view: View, request: web.Request, person_id: str) -> web.StreamResponse:
         async def handle() -> web.Response:
-            page = lists.history_page(person_id, limit, before)
+            page = lists.history_page(person_id, HISTORY_PAGE if limit is None else limit, before)
             return web.json_response(
                 {
                     "person_id": person_id,
@@ -143,7 +147,7 @@ def register_views(
             )
 
         try:
-            limit = page_bound(request.query.get("limit"), "limit", HISTORY_PAGE, low=1, high=HISTORY_PAGE)
+            limit = page_bound(request.query.get("limit"), "limit", None, low=1, high=HISTORY_PAGE)
             before = page_bound(request.query.get("before"), "before", None, low=0, high=None)
         except BadRequest as bad:
             return bad.response
@@ -151,7 +155,7 @@ def register_views(
 
     @app.page(f"/people/{PERSON}/sms-opt-outs/{{sender}}")
     class Override(View):
-        async def delete(self, request: Request, person_id: str, sender: str) -> Response:
+        async def delete(self, request: web.Request, person_id: str, sender: str) -> web.StreamResponse:
             async def handle() -> web.Response:
                 try:
                     return await remove(request, person_id, sender)
@@ -160,7 +164,7 @@ def register_views(
 
             return await for_person(request, person_id, handle)
 
-    async def remove(request: Request, person_id: str, sender: str) -> web.Response:
+    async def remove(request: web.Request, person_id: str, sender: str) -> web.Response:
         body = await read_override(request)
         try:
             removal = await overrides.remove(
@@ -189,9 +193,8 @@ def register_views(
 
     @app.page("/ready")
     async def ready(view: View, request: Request) -> Response:
-        recovery = app.tables.recovery
         status = readiness(
-            recovered=recovery.completed.is_set() and not recovery.in_recovery,
+            recovered=tables_recovered(app),
             rebalancing=bool(app.rebalancing),
             view=watch.view,
             max_lag=settings.ready_max_lag,
@@ -204,7 +207,7 @@ def register_views(
         return view.bytes(metrics.exposition(), content_type=CONTENT_TYPE)
 
 
-async def read_override(request: Request) -> OverrideRequest:
+async def read_override(request: web.Request) -> OverrideRequest:
     if (request.content_length or 0) > MAX_BODY_BYTES:
         raise BadRequest(413, f"the body is over {MAX_BODY_BYTES} bytes")
     raw = await request.read()  # all of it, however many writes it came in (within client_max_size)

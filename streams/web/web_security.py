@@ -14,6 +14,7 @@ from yarl import URL
 
 from streams.settings import Settings
 from streams.web.pages import CONTENT_SECURITY_POLICY
+from streams.web.server import aiohttp_app
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 # Probes (a load balancer's, Kubernetes', Prometheus') name the pod's address, which no setting
@@ -115,6 +116,6 @@ def register_web_security(app: faust.App, settings: Settings) -> None:
         for name, value in HEADERS.items():
             response.headers.setdefault(name, value)
 
-    web_app: web.Application = app.web.web_app
+    web_app: web.Application = aiohttp_app(app)
     web_app.middlewares.insert(0, host_check)
     web_app.on_response_prepare.append(secure_headers)
