@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PROMTOOL ?= promtool
 
-.PHONY: run test test-unit test-integration test-deploy bench soak replay verify schemas openapi lint format constraints clean
+.PHONY: configuration run test test-unit test-integration test-deploy bench soak replay verify schemas openapi lint format constraints clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11 or newer is needed")'
@@ -43,6 +43,9 @@ verify: $(STAMP)  ## fold the logs offline; compare with the API, the store and 
 
 schemas: $(STAMP)  ## write the JSON Schema of every topic's values to schemas/json/
 	$(BIN)/python -m schemas.json_schemas
+
+configuration: $(STAMP)  ## write docs/configuration.md from the Settings fields
+	$(BIN)/python -m streams.settings_reference
 
 openapi: $(STAMP)  ## write the OpenAPI 3.1 document of the HTTP API to docs/openapi.json
 	$(BIN)/python -m streams.web.openapi

@@ -15,95 +15,234 @@ CommaList = Annotated[tuple[str, ...], NoDecode]
 
 
 class Settings(BaseSettings):
-    """Every setting of the service; the README lists them with their defaults."""
+    """Every setting of the service. docs/configuration.md is generated from these fields
+    (`make configuration`; streams.settings_reference): their descriptions are the reference."""
 
     model_config = SettingsConfigDict(env_prefix="OPTOUTS_", frozen=True, extra="ignore")
 
     kafka_brokers: str | None = Field(
-        None, description="Comma-separated host:port list; unset: start the embedded broker."
+        None,
+        description=(
+            "Comma-separated `host:port` bootstrap servers; unset: `make run` starts the embedded broker"
+        ),
     )
-    web_host: str = Field("127.0.0.1", description="Interface the HTTP API binds to.")
-    web_port: int = Field(6066, ge=1, le=65535)
-    data_dir: Path = Field(Path("data"), description="Where the RocksDB tables live.")
-    default_region: str = Field("US", min_length=2, max_length=2, description="Region for national numbers.")
-    twilio_auth_token: SecretStr | None = None
-    public_base_url: str | None = Field(None, description="The public URL Twilio calls (signatures).")
-    twilio_account_sid: str | None = Field(None, description="Twilio account SID, for the REST API.")
+    web_host: str = Field(
+        "127.0.0.1",
+        description=(
+            "Interface the HTTP API binds to, and the host other workers forward requests to (set "
+            "`0.0.0.0` or the host's name/IP in a container or cluster)"
+        ),
+    )
+    web_port: int = Field(
+        6066,
+        ge=1,
+        le=65535,
+        description="HTTP port",
+    )
+    data_dir: Path = Field(
+        Path("data"),
+        description=(
+            "Where the RocksDB tables live (`make run` on the embedded broker uses `data/embedded`, "
+            "emptied at each start); a replay's generation *N* uses `OPTOUTS_DATA_DIR/gN`"
+        ),
+    )
+    default_region: str = Field(
+        "US",
+        min_length=2,
+        max_length=2,
+        description="Region in which national phone numbers are read",
+    )
+    twilio_auth_token: SecretStr | None = Field(
+        None,
+        description=(
+            "The Twilio account's auth token: checks webhook signatures, and authenticates the sender and"
+            " the backfill to Twilio's REST API. Unset: the webhooks answer 503. Never logged"
+        ),
+    )
+    public_base_url: str | None = Field(
+        None,
+        description=(
+            "The URL Twilio is given for the service (`https://...`, with any path prefix the proxy "
+            "strips): webhook signatures are checked against it, and the sender's status callbacks point "
+            "to it. Unset: the webhooks answer 503"
+        ),
+    )
+    twilio_account_sid: str | None = Field(
+        None,
+        description="The Twilio account (`AC...`), for the REST API (sender, backfill)",
+    )
     twilio_api_url: str | None = Field(
-        None, description="Base URL of Twilio's REST API; unset: Twilio's own (https://api.twilio.com)."
+        None,
+        description=(
+            "Another base URL for Twilio's REST API (a stand-in, an egress proxy); unset: "
+            "`https://api.twilio.com`"
+        ),
     )
-    twilio_senders: CommaList = Field((), description="Our Twilio numbers, comma-separated (backfill).")
+    twilio_senders: CommaList = Field(
+        (),
+        description=(
+            "Our numbers, short codes and sender IDs, comma-separated: whose inbound messages `optouts "
+            "backfill` reads"
+        ),
+    )
     twilio_messaging_services: CommaList = Field(
-        (), description="Our Messaging Service SIDs, comma-separated (backfill)."
+        (),
+        description=(
+            "Our Messaging Service SIDs (`MG...`), comma-separated: `optouts backfill` reads their "
+            "inbound messages too"
+        ),
     )
-    twilio_timeout: float = Field(10.0, gt=0, description="Timeout of one Twilio REST call, seconds.")
+    twilio_timeout: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds one call to Twilio's REST API may take",
+    )
     api_url: str | None = Field(
-        None, description="The service's HTTP API for the guarded sender; unset: this worker's."
+        None,
+        description=(
+            "The service's HTTP API, where the guarded sender reads lists; unset: "
+            "`http://OPTOUTS_WEB_HOST:OPTOUTS_WEB_PORT`"
+        ),
     )
-    opt_out_keywords: KeywordList = Field((), description="Custom opt-out keywords, comma-separated.")
-    opt_in_keywords: KeywordList = Field((), description="Custom opt-in keywords, comma-separated.")
-    app_id: str = Field("sms-optouts", description="Faust app id: consumer group and table prefix.")
-    partitions: int = Field(4, ge=1, description="Partitions of every topic created.")
-    replication_factor: int = Field(1, ge=1)
+    opt_out_keywords: KeywordList = Field(
+        (),
+        description="Custom opt-out keywords, comma-separated (added to Twilio's defaults)",
+    )
+    opt_in_keywords: KeywordList = Field(
+        (),
+        description="Custom opt-in keywords, comma-separated",
+    )
+    app_id: str = Field(
+        "sms-optouts",
+        description=(
+            "Faust app id: the consumer group and the prefix of the changelog topics. A replay's "
+            "generation *N* runs as `OPTOUTS_APP_ID-gN` ([operations.md](operations.md#generations))"
+        ),
+    )
+    partitions: int = Field(
+        4,
+        ge=1,
+        description="Partitions of each topic the service creates; the upper bound on workers",
+    )
+    replication_factor: int = Field(
+        1,
+        ge=1,
+        description="Replication factor of the topics it creates (3 on a production cluster)",
+    )
     standby_replicas: int = Field(
         1,
         ge=0,
-        description="Standby copies of each table partition kept by other workers: a takeover starts"
-        " from them, but each copy costs its worker the owner's changelog writes.",
+        description=(
+            "Standby copies of each table partition that other workers keep up to date, so that a "
+            "takeover starts from them instead of the changelog's beginning; each copy costs its worker "
+            "the owner's changelog writes (with several workers on one machine, `0` roughly doubles their"
+            " throughput; see [performance.md](performance.md))"
+        ),
     )
-    session_timeout: float = Field(10.0, gt=0, description="Consumer session timeout, seconds.")
-    rebalance_timeout: float = Field(10.0, gt=0, description="Consumer rebalance timeout, seconds.")
+    session_timeout: float = Field(
+        10.0,
+        gt=0,
+        description="Consumer session timeout, seconds",
+    )
+    rebalance_timeout: float = Field(
+        10.0,
+        gt=0,
+        description="Consumer rebalance timeout, seconds (a worker's start waits for it on some brokers)",
+    )
     send_timeout: float = Field(
-        10.0, gt=0, description="Seconds a write waits for the brokers to acknowledge it."
+        10.0,
+        gt=0,
+        description=(
+            "Seconds a write waits for the brokers' acknowledgement: an override or a Twilio webhook "
+            "answers 503 past it; the guarded sender and the backfill give up"
+        ),
     )
     override_wait: float = Field(
-        5.0, ge=0, description="Seconds an override waits for the list to show it before answering."
+        5.0,
+        ge=0,
+        description=(
+            "Seconds an override waits for the list to show it before answering (`list_updated: false` "
+            "past it)"
+        ),
     )
     fetch_max_wait: float = Field(
-        0.05, gt=0, le=1.5, description="Seconds a consumer fetch waits on the brokers for new records."
+        0.05,
+        gt=0,
+        le=1.5,
+        description=(
+            "Seconds a consumer fetch waits on the brokers for new records (Faust's own is a fixed 1.5 s,"
+            " which some brokers add to every hop)"
+        ),
     )
     batch_bytes: int = Field(
         256 * 1024,
         ge=1024,
-        description="Bytes a worker fetches at most per partition at once: the largest batch an agent folds.",
+        description=(
+            "Bytes a worker fetches at most per partition at once: the largest batch an agent folds "
+            "(about 1,000 events)"
+        ),
     )
     max_ahead: float = Field(
         300.0,
         gt=0,
-        description="Seconds an event's occurred_at may be ahead of its record's Kafka timestamp; further"
-        " ahead it is kept aside in sms-dead-letters, not folded (a date in the future is a mistake).",
+        description=(
+            "Seconds an event's `occurred_at` may be ahead of its record's Kafka timestamp; further ahead"
+            " it goes to `sms-dead-letters`, not to a list"
+        ),
     )
     ready_max_lag: int = Field(
         10_000,
         ge=0,
-        description="Events an assigned input partition may lag behind its end before /ready says no.",
+        description=(
+            "Events an assigned input partition may lag behind its end (committed offset to the broker's "
+            "end offset) before `GET /ready` answers 503"
+        ),
     )
     lag_interval: float = Field(
-        5.0, gt=0, description="Seconds between two looks at consumer lag and the brokers' reachability."
+        5.0,
+        gt=0,
+        description=(
+            "Seconds between two looks at the brokers (reachable? lag per partition) for `/ready` and "
+            "`/metrics`"
+        ),
     )
     operator_token: SecretStr | None = Field(
         None,
-        description="The token operators and the CLI present (Bearer, or the session /login sets); unset:"
-        " the worker generates one at start into <data_dir>/operator-token and prints its login URL.",
+        description=(
+            "The token everything but health, readiness, metrics and the webhooks needs (`Authorization: "
+            "Bearer TOKEN`, or the session `/login` sets); 16+ visible ASCII characters, the same on "
+            "every worker. Unset: each worker generates one at start into "
+            "`OPTOUTS_DATA_DIR/operator-token` (0600) and prints its login URL; the `optouts` commands "
+            "read it there. Never logged ([security.md](security.md))"
+        ),
     )
     auth: Literal["token", "off"] = Field(
         "token",
-        description="'off' answers everything without the operator token, for a trusted network only"
-        " (the worker warns at start).",
+        description="`off`: no operator token is checked, for a trusted network only (a WARNING at start)",
     )
     allowed_hosts: CommaList = Field(
         (),
-        description="More Host header values the web server answers, comma-separated ('name' for any"
-        " port, 'name:port'; '*' for any); loopback, the web host and the public URL's host always are.",
+        description=(
+            "More `Host` values the web server answers, comma-separated (`name` on any port, `name:port`;"
+            " `*` for any); loopback, `OPTOUTS_WEB_HOST` and the public URL's host always are; others get"
+            " 421"
+        ),
     )
     operator_session_hours: float = Field(
-        12.0, gt=0, description="Hours a login lasts: the session cookie /login sets expires then."
+        12.0,
+        gt=0,
+        description="How long a browser's login lasts (the session cookie's expiry)",
     )
-    log_level: str = "info"
+    log_level: str = Field(
+        "info",
+        description="Worker log level",
+    )
     embedded_broker_pid: int | None = Field(
         None,
-        description="Internal: set by `optouts run` when it restarts itself into a new generation, so"
-        " that it takes over the embedded broker it started (and stops it on Ctrl-C).",
+        description=(
+            "Internal: set by `optouts run` when it restarts itself into a new generation, so that it "
+            "keeps the embedded broker it started (and stops it on Ctrl-C); never set it yourself"
+        ),
     )
 
     @field_validator(
