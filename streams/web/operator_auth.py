@@ -11,7 +11,6 @@ Details: docs/security.md.
 
 from __future__ import annotations
 
-import hmac
 import logging
 import os
 import secrets
@@ -33,7 +32,7 @@ from streams.settings import Settings
 from streams.web.pages import TEMPLATES, html_response, page
 from streams.web.server import aiohttp_app
 from streams.web.sessions import COOKIE as SESSION_COOKIE
-from streams.web.sessions import LOGGED_IN, SESSION, VIA_BEARER, Sessions
+from streams.web.sessions import LOGGED_IN, SESSION, VIA_BEARER, Sessions, same_text
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +102,7 @@ def is_under(path: str, prefixes: tuple[str, ...]) -> bool:
 
 def same_token(given: str | None, expected: str) -> bool:
     """Constant-time: how much of a guess matched does not show in the time it takes."""
-    return given is not None and hmac.compare_digest(given.encode(), expected.encode())
+    return given is not None and same_text(given, expected)
 
 
 def bearer_token(authorization: str | None) -> str | None:

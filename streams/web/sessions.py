@@ -29,6 +29,15 @@ class Session:
     nonce: str
 
 
+def same_text(given: str, expected: str) -> bool:
+    """Whether two texts are equal, in constant time. A request's text may hold any character, and
+    aiohttp hands bytes that are not UTF-8 over as lone surrogates: compared as bytes, never refused
+    with an exception (hmac refuses non-ASCII text; `str.encode` refuses a lone surrogate)."""
+    return hmac.compare_digest(
+        given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass")
+    )
+
+
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
@@ -72,7 +81,7 @@ class Sessions:
         nonce, _, signature = rest.partition(".")
         if not (expires.isdigit() and nonce and signature):
             return None
-        if not hmac.compare_digest(signature, self._sign(f"{expires}.{nonce}")):
+        if not same_text(signature, self._sign(f"{expires}.{nonce}")):
             return None
         if int(expires) <= (now if now is not None else time.time()):
             return None
@@ -83,11 +92,7 @@ class Sessions:
         return self._sign(f"csrf.{session.nonce}")
 
     def csrf_matches(self, session: Session | None, given: object) -> bool:
-        return (
-            session is not None
-            and isinstance(given, str)
-            and hmac.compare_digest(given.encode(), self.csrf(session).encode())
-        )
+        return session is not None and isinstance(given, str) and same_text(given, self.csrf(session))
 
     def set_cookie(self, response: web.StreamResponse, request: web.Request, session: Session) -> None:
         response.set_cookie(

@@ -7,6 +7,7 @@ to a path of this service; the person page removes an entry with JavaScript off.
 from __future__ import annotations
 
 import re
+import socket
 import stat
 import urllib.error
 import urllib.parse
@@ -407,3 +408,29 @@ def test_with_auth_off_a_removal_form_still_needs_its_csrf_token(
     )
     assert (answer.status, answer.headers["Location"]) == (303, f"/people/{person}")
     assert senders(worker, person) == set()
+
+
+def raw_request(worker: ServiceProcess, head: bytes) -> bytes:
+    """Send `head` (a request line and headers, CRLF-separated, bytes as they are) and return the
+    answer's status line."""
+    with socket.create_connection(("127.0.0.1", worker.port), timeout=10) as connection:
+        connection.sendall(head + b"\r\n\r\n")
+        return connection.recv(65536).split(b"\r\n", 1)[0]
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        b"Authorization: Bearer \xff\xfe not utf-8",
+        b"Cookie: optouts_session=1999999999.nonce.\xff\xfe",
+        b"Cookie: optouts_session=1999999999.nonce.\xc3\xa9t\xc3\xa9",
+    ],
+    ids=["bearer-not-utf8", "session-not-utf8", "session-not-ascii"],
+)
+def test_a_token_or_session_that_is_not_ascii_is_refused_with_401_never_a_500(
+    protected: ServiceProcess, header: bytes
+) -> None:
+    host = f"Host: 127.0.0.1:{protected.port}\r\n".encode()
+    status = raw_request(protected, b"GET /people/cus_1/sms-opt-outs HTTP/1.1\r\n" + host + header)
+
+    assert status.startswith(b"HTTP/1.1 401"), status
