@@ -17,6 +17,8 @@ A `message.blocked` without a person (a Twilio status callback that did not name
 person who received from that sender at that phone by the time of the 21610: Twilio blocks a phone
 and sender, not a message, so each of them is blocked alike. So a send to a recipient already known
 changes nothing at all, and the agents write nothing for it (nine events in ten).
+
+Decision record: docs/decisions/0008-before-is-occurred-at.md.
 """
 
 from __future__ import annotations

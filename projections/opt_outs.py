@@ -8,7 +8,9 @@ person's state holds is bounded by their entries, not by their events.
 
 The history (every event that changed the list, oldest first) is the audit trail. It is not part of
 the stored state (`to_json`): a state read back holds `history_start` earlier changes, kept by the
-shell apart from it (streams.person_history), and `history` holds the changes folded since.
+shell apart from it (streams.pipeline.person_history), and `history` holds the changes folded since.
+
+Decision record: docs/decisions/0008-before-is-occurred-at.md.
 """
 
 from __future__ import annotations

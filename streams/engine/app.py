@@ -1,4 +1,7 @@
-"""The Faust app, built from the settings; topics, tables, agents and views live in their own modules."""
+"""The Faust app, built from the settings; topics, tables, agents and views live in their own modules.
+
+Decision record: docs/decisions/0006-at-least-once-with-idempotent-folds.md.
+"""
 
 from __future__ import annotations
 

@@ -11,6 +11,8 @@ The batch's message carries its *last* offset, and the consumer commits past the
 one event is acked, which Faust does after the agent folded every record, and (at-least-once) only
 after the producer flushed what the fold sent. The event's partition is the records' partition, so
 the tables read and write each key in the right store.
+
+Decision record: docs/decisions/0001-fetched-batches.md.
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 wheel, started on a free loopback port when no `OPTOUTS_KAFKA_BROKERS` is configured.
 
 It keeps its log in memory only: what it holds is gone when it stops.
+
+Decision record: docs/decisions/0005-embedded-tansu.md.
 """
 
 from __future__ import annotations

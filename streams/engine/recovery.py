@@ -5,6 +5,8 @@ refuses to start when the local store is past it (ConsistencyError, faust-stream
 brokers answer less than the log end: Tansu answers the last write batch's base offset + 1, so a
 restart on a good data dir crashed, and a table recovered into an empty one missed the tail of the
 last batch. Here the ends are found by reading: from the reported end until a fetch returns nothing.
+
+Decision record: docs/decisions/0009-recovery-to-the-log-end.md.
 """
 
 from __future__ import annotations

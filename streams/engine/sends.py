@@ -8,6 +8,8 @@ among them, queued behind them. The same producer still carries everything, so F
 which flushes it first (at-least-once), waits for these records too.
 
 A record the brokers refuse crashes the worker, so that nothing after it is committed.
+
+Decision record: docs/decisions/0002-direct-sends.md.
 """
 
 from __future__ import annotations

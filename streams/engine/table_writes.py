@@ -16,6 +16,9 @@ redelivered batch makes good. For that the store also keeps, in the same write b
 the last input offset folded into it (`folded_up_to`, never sent to the changelog): a batch that
 reaches back to it is a redelivery and writes every key it touched, changed or not; any other batch
 writes only what changed (a send to a known recipient writes nothing).
+
+Decision records: docs/decisions/0003-per-batch-table-writes.md,
+docs/decisions/0007-folded-up-to-marker.md.
 """
 
 from __future__ import annotations

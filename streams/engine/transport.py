@@ -9,6 +9,9 @@ shorter wait only adds an idle fetch now and then, so it is a setting (OPTOUTS_F
 The consumer hands the records of the app's batched topics over one event per partition per fetch
 (streams.engine.batches explains why); every other topic (changelogs, the control topic) goes through
 Faust's own per-record path unchanged.
+
+Decision records: docs/decisions/0004-commit-bookkeeping-for-batched-partitions.md,
+docs/decisions/0010-fetch-wait-setting.md.
 """
 
 from __future__ import annotations
