@@ -31,6 +31,7 @@ from functools import singledispatch
 from typing import Any, Literal, NamedTuple
 
 from projections.keywords import DEFAULT_KEYWORDS, Intent, Keywords, classify, keyword_text
+from schemas.addresses import UNIFIED, address_key, covers, key_channel, key_sender
 from schemas.events import (
     MessageBlocked,
     MessageReceived,
@@ -39,6 +40,7 @@ from schemas.events import (
     OptOutCleared,
     OptOutRecorded,
     PersonEvent,
+    RecordedCause,
 )
 
 _DERIVED_IDS = uuid.UUID("7c0f6a52-3c55-4a8e-9d4c-2f1b2d6c9e11")
@@ -61,6 +63,31 @@ class Applied(NamedTuple):
     sender: str
     keyword: str | None
     messaging_service_sid: str | None
+    channel: str = "sms"  # the channel it came on, and of `sender` (stored before channels: SMS)
+    # the other senders (address keys) it covered, each with the persons it applied to there
+    covered: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    @property
+    def key(self) -> str:
+        return address_key(self.channel, self.sender)
+
+    def persons_at(self, key: str) -> tuple[str, ...] | None:
+        """The persons it applied to at sender `key`; None when it does not cover that sender."""
+        if key == self.key:
+            return self.persons
+        return next((persons for covered, persons in self.covered if covered == key), None)
+
+    def with_person(self, key: str, person: str) -> Applied:
+        if key == self.key:
+            return self._replace(persons=(*self.persons, person))
+        covered = tuple((k, (*p, person) if k == key else p) for k, p in self.covered)
+        return self._replace(covered=covered)
+
+    def only(self, key: str, person: str) -> Applied:
+        """Itself as applied to `person` at sender `key` alone: what a late send makes it emit."""
+        if key == self.key:
+            return self._replace(persons=(person,), covered=())
+        return self._replace(persons=(), covered=((key, (person,)),))
 
 
 class Standing(NamedTuple):
@@ -83,14 +110,19 @@ class Contacts:
     applied: Mapping[str, Applied] = field(default_factory=dict)
     # sender -> its latest keyword from this phone
     standing: Mapping[str, Standing] = field(default_factory=dict)
+    # Messaging Service sid -> the senders that sent to this phone through it
+    services: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        stored = {
             "recipients": {sender: dict(persons) for sender, persons in self.recipients.items()},
             "blocked": {sender: sorted(persons) for sender, persons in self.blocked.items()},
             "applied": _applied_to_json(self.applied),
             "standing": {sender: list(keyword) for sender, keyword in self.standing.items()},
         }
+        if self.services:  # left out while empty: the stored form of a phone without any is as it was
+            stored["services"] = {sid: sorted(senders) for sid, senders in self.services.items()}
+        return stored
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any] | None) -> Contacts:
@@ -102,6 +134,7 @@ class Contacts:
             applied=StoredApplied(data["applied"]),
             # (contacts stored before 21610s went to every recipient hold "recent_sends": not read)
             standing={s: Standing._make(k) for s, k in data.get("standing", {}).items()},
+            services={sid: frozenset(s) for sid, s in data.get("services", {}).items()},
         )
 
     def recipients_by(self, sender: str, moment: str) -> tuple[str, ...]:
@@ -143,13 +176,25 @@ class StoredApplied(Mapping[str, Applied]):
 def _applied_to_json(applied: Mapping[str, Applied]) -> Mapping[str, list[Any]]:
     if isinstance(applied, StoredApplied):
         return applied.stored  # as it was read: never changed in place
-    return {event_id: [list(a.persons), *a[1:]] for event_id, a in applied.items()}
+    return {event_id: _applied_row(a) for event_id, a in applied.items()}
+
+
+def _applied_row(applied: Applied) -> list[Any]:
+    row: list[Any] = [list(applied.persons), *applied[1:6]]
+    # The channel fields only when they say more than SMS alone: an SMS keyword is stored as it was.
+    if applied.covered:
+        row += [applied.channel, [[key, list(persons)] for key, persons in applied.covered]]
+    elif applied.channel != "sms":
+        row.append(applied.channel)
+    return row
 
 
 def _applied(stored: list[Any]) -> Applied:
     if not stored or isinstance(stored[0], str):  # persons only: stored before the fields were kept
         return Applied(tuple(stored), "", _LONG_AGO, "", None, None)
     persons, *fields = stored
+    if len(fields) > 6:
+        fields[6] = tuple((key, tuple(p)) for key, p in fields[6])
     return Applied(tuple(persons), *fields)
 
 
@@ -162,10 +207,12 @@ class Resolution:
     emitted: tuple[PersonEvent, ...] = ()
 
 
-def derived_event_id(source_event_id: str, person_id: str) -> str:
+def derived_event_id(source_event_id: str, person_id: str, covered: str | None = None) -> str:
     """The id of the person event that `source_event_id` causes for `person_id`: the same on every
-    redelivery and replay, different for every person sharing the phone."""
-    return str(uuid.uuid5(_DERIVED_IDS, f"{source_event_id}\x1f{person_id}"))
+    redelivery and replay, different for every person sharing the phone. `covered`: the sender
+    (address key) of another channel it covers, for which it causes a change of its own."""
+    name = f"{source_event_id}\x1f{person_id}" + ("" if covered is None else f"\x1f{covered}")
+    return str(uuid.uuid5(_DERIVED_IDS, name))
 
 
 def resolve(contacts: Contacts, event: MessagingEvent, keywords: Keywords = DEFAULT_KEYWORDS) -> Resolution:
@@ -198,25 +245,33 @@ def _apply(event: Any, contacts: Contacts, keywords: Keywords) -> Resolution:
 
 @_apply.register
 def _sent(event: MessageSent, contacts: Contacts, keywords: Keywords) -> Resolution:
-    person, sender = event.person_id, event.sender
+    person, sender = event.person_id, address_key(event.channel, event.sender)
     sent_at = _sortable(event.occurred_at)
     persons = contacts.recipients.get(sender, {})
     first = persons.get(person)
-    if first is not None and first <= sent_at:
+    service = event.messaging_service_sid
+    in_service = service is None or sender in contacts.services.get(service, frozenset())
+    if first is not None and first <= sent_at and in_service:
         return Resolution(contacts)  # the same object: nothing to write (nine events in ten)
+    services = contacts.services
+    if not in_service and service is not None:
+        services = {**services, service: contacts.services.get(service, frozenset()) | {sender}}
+    if first is not None and first <= sent_at:
+        return Resolution(replace(contacts, services=services))
     recipients = {**contacts.recipients, sender: {**persons, person: sent_at}}
-    changed = Contacts(recipients, contacts.blocked, contacts.applied, contacts.standing)
+    changed = Contacts(recipients, contacts.blocked, contacts.applied, contacts.standing, services)
     standing = contacts.standing.get(sender)
     if standing is None or not standing.opt_out or sent_at > standing.occurred_at:
         return Resolution(changed)
     # A send that occurred before the standing opt-out keyword but reached the fold after it: the
     # keyword applies to this person now, as it would have had the send come first.
     keyword = contacts.applied[standing.event_id]
-    if person in keyword.persons:
+    already = keyword.persons_at(sender)
+    if already is None or person in already:
         return Resolution(changed)
-    now_applied = keyword._replace(persons=(*keyword.persons, person))
+    now_applied = keyword.with_person(sender, person)
     applied = {**contacts.applied, standing.event_id: now_applied}
-    emitted = _emit(standing.event_id, event.phone, now_applied._replace(persons=(person,)))
+    emitted = _emit(standing.event_id, event.phone, now_applied.only(sender, person))
     return Resolution(replace(changed, applied=applied), emitted)
 
 
@@ -232,44 +287,66 @@ def _received(event: MessageReceived, contacts: Contacts, keywords: Keywords) ->
     if intent is not Intent.OPT_OUT and intent is not Intent.OPT_IN:
         return Resolution(contacts)  # HELP and any other body change nothing, however often
     opt_out = intent is Intent.OPT_OUT
-    sender, at = event.sender, _sortable(event.occurred_at)
+    at = _sortable(event.occurred_at)
     this = Standing(at, event.event_id, opt_out)
-    standing = contacts.standing.get(sender)
-    later = standing is not None and standing > this
-    recipients = contacts.recipients.get(sender, {})
-    if later and standing is not None and standing.opt_out != opt_out:
+    own = address_key(event.channel, event.sender)
+    standing = dict(contacts.standing)
+    persons_by_key: dict[str, tuple[str, ...]] = {}
+    for key in (own, *covered_keys(contacts, event)):
+        persons_by_key[key] = _keyword_persons(contacts, key, this)
+        if key not in standing or standing[key] < this:
+            standing[key] = this
+    described = _describe(event, persons_by_key.pop(own), keywords)._replace(
+        covered=tuple(persons_by_key.items())
+    )
+    changed = replace(contacts, applied={**contacts.applied, event.event_id: described}, standing=standing)
+    return Resolution(changed, _emit(event.event_id, event.phone, described))
+
+
+def covered_keys(contacts: Contacts, event: MessageReceived) -> tuple[str, ...]:
+    """The senders of other channels a keyword on `event.channel` covers at this phone (Twilio's
+    unified opt-out of RCS, SMS and MMS): those with the same address, and those that sent through
+    the same Messaging Service. Only senders this phone has seen; sorted. A WhatsApp keyword: none."""
+    if event.channel not in UNIFIED:
+        return ()
+    others = [c for c in UNIFIED if c != event.channel]
+    seen = contacts.recipients.keys() | contacts.blocked.keys()
+    keys = {address_key(c, event.sender) for c in others} & seen
+    service = event.messaging_service_sid
+    if service is not None:
+        keys |= {k for k in contacts.services.get(service, frozenset()) if key_channel(k) in others}
+    return tuple(sorted(keys))
+
+
+def _keyword_persons(contacts: Contacts, key: str, this: Standing) -> tuple[str, ...]:
+    standing = contacts.standing.get(key)
+    if standing is not None and standing > this and standing.opt_out != this.opt_out:
         # A keyword of the other kind came after this one: it undid this one before it arrived.
-        persons: Iterable[str] = ()
-    elif opt_out:
+        return ()
+    if this.opt_out:
         # Only persons who received from this sender here before: a STOP to a sender you never
         # heard from changes nobody's list.
-        persons = contacts.recipients_by(sender, at)
-    else:
-        # Every list where the sender stands for this phone, whatever put it there.
-        persons = recipients.keys() | contacts.blocked.get(sender, frozenset())
-    described = _describe(event, tuple(sorted(persons)), keywords)
-    changed = replace(
-        contacts,
-        applied={**contacts.applied, event.event_id: described},
-        standing=contacts.standing if later else {**contacts.standing, sender: this},
-    )
-    return Resolution(changed, _emit(event.event_id, event.phone, described))
+        return contacts.recipients_by(key, this.occurred_at)
+    # Every list where the sender stands for this phone, whatever put it there.
+    persons: Iterable[str] = contacts.recipients.get(key, {}).keys() | contacts.blocked.get(key, frozenset())
+    return tuple(sorted(persons))
 
 
 @_apply.register
 def _blocked(event: MessageBlocked, contacts: Contacts, keywords: Keywords) -> Resolution:
+    sender = address_key(event.channel, event.sender)
     if event.person_id is not None:
         persons: tuple[str, ...] = (event.person_id,)
     else:
-        persons = contacts.recipients_by(event.sender, _sortable(event.occurred_at))
+        persons = contacts.recipients_by(sender, _sortable(event.occurred_at))
         if not persons:
             # Nobody received from that sender here yet (the `message.sent` not published, or not
             # yet folded): nobody to put it on. Not marked applied, so a redelivery after the
             # `message.sent` arrived still resolves it.
             return Resolution(contacts)
     # Blocked is not received: the persons join `blocked`, never `recipients`.
-    already = contacts.blocked.get(event.sender, frozenset())
-    blocked = {**contacts.blocked, event.sender: already.union(persons)}
+    already = contacts.blocked.get(sender, frozenset())
+    blocked = {**contacts.blocked, sender: already.union(persons)}
     described = _describe(event, persons, keywords)
     applied = {**contacts.applied, event.event_id: described}
     changed = replace(contacts, blocked=blocked, applied=applied)
@@ -283,39 +360,37 @@ def _describe(event: MessagingEvent, persons: tuple[str, ...], keywords: Keyword
         keyword = keyword_text(event.body)[:64] or None
         intent = classify(event.body, event.opt_out_type, keywords)
         cause: Cause = "keyword" if intent is Intent.OPT_OUT else "opt_in_keyword"
-        return Applied(persons, cause, at, event.sender, keyword, event.messaging_service_sid)
-    return Applied(persons, "send_blocked", at, event.sender, None, event.messaging_service_sid)
+        return Applied(persons, cause, at, event.sender, keyword, event.messaging_service_sid, event.channel)
+    return Applied(
+        persons, "send_blocked", at, event.sender, None, event.messaging_service_sid, event.channel
+    )
 
 
 def _emit(source_event_id: str, phone: str, applied: Applied) -> tuple[PersonEvent, ...]:
-    """The person events of `applied`, one per person: built from what was kept, never from a
-    redelivery, so that they are the same to the byte every time."""
+    """The person events of `applied`, one per person and sender: built from what was kept, never
+    from a redelivery, so that they are the same to the byte every time."""
     occurred_at = datetime.fromisoformat(applied.occurred_at)
-    if applied.cause == "opt_in_keyword":
-        return tuple(
-            OptOutCleared(
-                event_id=derived_event_id(source_event_id, person_id),
-                occurred_at=occurred_at,
-                person_id=person_id,
-                sender=applied.sender,
-                phone=phone,
-                keyword=applied.keyword,
-                source_event_id=source_event_id,
-                messaging_service_sid=applied.messaging_service_sid,
-            )
-            for person_id in applied.persons
-        )
-    return tuple(
-        OptOutRecorded(
-            event_id=derived_event_id(source_event_id, person_id),
-            occurred_at=occurred_at,
-            person_id=person_id,
-            sender=applied.sender,
-            phone=phone,
-            cause="keyword" if applied.cause == "keyword" else "send_blocked",
-            keyword=applied.keyword,
-            source_event_id=source_event_id,
-            messaging_service_sid=applied.messaging_service_sid,
-        )
-        for person_id in applied.persons
-    )
+    targets: list[tuple[str, str, str | None]] = [(applied.key, person, None) for person in applied.persons]
+    targets += [(key, person, key) for key, persons in applied.covered for person in persons]
+    events: list[PersonEvent] = []
+    for key, person_id, covered in targets:
+        channel = key_channel(key)
+        fields: dict[str, Any] = {
+            "event_id": derived_event_id(source_event_id, person_id, covered),
+            "occurred_at": occurred_at,
+            "person_id": person_id,
+            "channel": channel,
+            "sender": key_sender(key),
+            "phone": phone,
+            "keyword": applied.keyword,
+            "source_event_id": source_event_id,
+            "messaging_service_sid": applied.messaging_service_sid,
+            "source_channel": applied.channel,
+            "covers": covers(channel),
+        }
+        if applied.cause == "opt_in_keyword":
+            events.append(OptOutCleared(**fields))
+        else:
+            cause: RecordedCause = "keyword" if applied.cause == "keyword" else "send_blocked"
+            events.append(OptOutRecorded(**fields, cause=cause))
+    return tuple(events)

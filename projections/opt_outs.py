@@ -23,6 +23,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
+from schemas.addresses import address_key
 from schemas.events import (
     AnyPersonEvent,
     OptOutCleared,
@@ -33,8 +34,14 @@ from schemas.events import (
 )
 
 # An entry is one sender at one phone: Twilio blocks per (phone, sender), so a person with two
-# phones is listed once per phone that opted out.
+# phones is listed once per phone that opted out. The sender is its address key (the number for SMS,
+# `whatsapp:+1...` on WhatsApp): one sender on two channels is two entries, each removed on its own.
 EntryKey = tuple[str, str]
+
+
+def entry_key(item: OptOutEntry | AnyPersonEvent) -> EntryKey:
+    return (address_key(item.channel, item.sender), item.phone)
+
 
 _HISTORY: TypeAdapter[list[AnyPersonEvent]] = TypeAdapter(list[AnyPersonEvent])
 _ENTRIES: TypeAdapter[list[OptOutEntry]] = TypeAdapter(list[OptOutEntry])
@@ -62,7 +69,7 @@ class PersonOptOuts:
 
     def as_list(self) -> OptOutList:
         """The value of `sms-opt-outs` for this person: oldest entry first."""
-        entries = sorted(self.entries.values(), key=lambda e: (e.since, e.sender, e.phone))
+        entries = sorted(self.entries.values(), key=lambda e: (e.since, e.sender, e.phone, e.channel))
         return OptOutList(person_id=self.person_id, opt_outs=tuple(entries), updated_at=self.updated_at)
 
     def to_json(self) -> dict[str, Any]:
@@ -91,7 +98,7 @@ class PersonOptOuts:
         entries = _ENTRIES.validate_python(data["entries"], strict=False)
         return cls(
             person_id,
-            entries={(entry.sender, entry.phone): entry for entry in entries},
+            entries={entry_key(entry): entry for entry in entries},
             removed={
                 (sender, phone): _TIME.validate_python(moment) for sender, phone, moment in data["removed"]
             },
@@ -134,19 +141,22 @@ def _apply(event: Any, state: PersonOptOuts) -> PersonOptOuts:
 
 @_apply.register
 def _recorded(event: OptOutRecorded, state: PersonOptOuts) -> PersonOptOuts:
-    key = (event.sender, event.phone)
+    key = entry_key(event)
     if key in state.entries:
         return state  # already opted out: the entry keeps its first cause and date
     removed = state.removed.get(key)
     if removed is not None and event.occurred_at <= removed:
         return state  # removed since (a redelivery, or a 21610 older than an opt-in): of the past
     entry = OptOutEntry(
+        channel=event.channel,
         sender=event.sender,
         phone=event.phone,
         since=event.occurred_at,
         cause=event.cause,
         keyword=event.keyword,
         messaging_service_sid=event.messaging_service_sid,
+        source_channel=event.source_channel,
+        covers=event.covers,
     )
     return _changed(state, event, {**state.entries, key: entry}, state.removed)
 
@@ -154,7 +164,7 @@ def _recorded(event: OptOutRecorded, state: PersonOptOuts) -> PersonOptOuts:
 @_apply.register(OptOutCleared)
 @_apply.register(OptOutOverridden)
 def _removed(event: OptOutCleared | OptOutOverridden, state: PersonOptOuts) -> PersonOptOuts:
-    key = (event.sender, event.phone)
+    key = entry_key(event)
     entry = state.entries.get(key)
     latest = state.removed.get(key)
     removed = (

@@ -21,6 +21,7 @@ def override(
     at: datetime,
 ) -> OptOutOverridden:
     """The compensating event that removes `sender` (at `phone`, when given) from the list.
+    `sender` is the entry's address key: the number for SMS, `whatsapp:+1...` on WhatsApp.
 
     Raises NotOnList when there is no such entry, and AmbiguousEntry when the sender is listed for
     several phones and none was named: an override never removes more than the operator said.
@@ -35,11 +36,14 @@ def override(
         event_id=override_id,
         occurred_at=at,
         person_id=state.person_id,
+        channel=entry.channel,
         sender=entry.sender,
         phone=entry.phone,
         source_event_id=override_id,
         keyword=entry.keyword,
         messaging_service_sid=entry.messaging_service_sid,
+        source_channel=entry.channel,
+        covers=entry.covers,
         actor=actor,
         reason=reason,
     )

@@ -24,7 +24,8 @@ from pydantic import (
     model_validator,
 )
 
-from schemas.phones import normalise_phone, normalise_sender
+from schemas.addresses import Channel, covers, normalise_channel_sender
+from schemas.phones import normalise_phone
 
 SCHEMA_VERSION: Literal[1] = 1
 
@@ -45,7 +46,11 @@ def _phone(value: str, info: ValidationInfo) -> str:
 
 
 def _sender(value: str, info: ValidationInfo) -> str:
-    return normalise_sender(value, _region(info))
+    # A sender is read as its channel's (an RCS agent id is no SMS sender ID): every model with a
+    # `channel` declares it before `sender`, so that it is validated first.
+    data = getattr(info, "data", None) or {}
+    channel = data.get("channel", "sms")
+    return normalise_channel_sender(channel if isinstance(channel, str) else "sms", value, _region(info))
 
 
 # RFC 3339's date-time with an offset, as the contract says: pydantic alone also reads "2025-03-01
@@ -84,6 +89,12 @@ PERSON_ID_PATTERN = rf"^[^{_NOT_IN_PERSON_ID}]{{1,128}}$"
 PersonId = Annotated[str, StringConstraints(pattern=PERSON_ID_PATTERN)]
 Sid = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^\S+$")]
 OptOutType = Literal["STOP", "START", "HELP"]
+Covers = tuple[str, ...]
+
+
+def _covers(fields: dict[str, object]) -> Covers:
+    channel = fields.get("channel", "sms")
+    return covers(channel if isinstance(channel, str) else "sms")
 
 
 class Event(BaseModel):
@@ -109,9 +120,12 @@ class Event(BaseModel):
 
 
 class MessageSent(Event):
-    """We sent an SMS from `sender` to `person_id` at `phone`: the person is a recipient of it."""
+    """We sent a message on `channel` from `sender` to `person_id` at `phone`: the person is a
+    recipient of it. Version 2 adds `channel` (version 1 values are SMS)."""
 
     type: Literal["message.sent"] = "message.sent"
+    schema_version: Literal[2] = 2  # type: ignore[assignment]
+    channel: Channel = "sms"
     person_id: PersonId
     phone: Phone
     sender: Sender
@@ -130,14 +144,16 @@ class MessageReceived(Event):
 
     Version 2 adds `keyword`: the body trimmed and upper-cased, at most 64 characters (null for a
     blank body), the keyword text the lists show; readers need not repeat Twilio's matching rule.
-    Version 1 values, without it, are still accepted.
+    Version 1 values, without it, are still accepted. Version 3 adds `channel` (older values are
+    SMS): `rcs` or `whatsapp` when Twilio's `From` and `To` carried that prefix.
     """
 
     # Read through `schemas.upcasting` (version 1 gets its keyword there); built here, `keyword`
     # comes from `body`, and a given one must agree with it.
 
     type: Literal["message.received"] = "message.received"
-    schema_version: Literal[2] = 2  # type: ignore[assignment]  # the one event type at version 2
+    schema_version: Literal[3] = 3  # type: ignore[assignment]
+    channel: Channel = "sms"
     phone: Phone
     sender: Sender
     body: Annotated[str, StringConstraints(max_length=4096)]
@@ -161,9 +177,12 @@ class MessageBlocked(Event):
 
     `person_id` may be null when `message_sid` is given (a status callback that did not name the
     person): stage 1 then finds the person from the `message.sent` that carried that sid.
+    Version 2 adds `channel` (version 1 values are SMS).
     """
 
     type: Literal["message.blocked"] = "message.blocked"
+    schema_version: Literal[2] = 2  # type: ignore[assignment]
+    channel: Channel = "sms"
     person_id: PersonId | None
     phone: Phone
     sender: Sender
@@ -187,14 +206,22 @@ RecordedCause = Literal["keyword", "send_blocked"]
 
 
 class PersonEvent(Event):
-    """A change to one person's list; `source_event_id` is the event that caused it."""
+    """A change to one person's list; `source_event_id` is the event that caused it.
+
+    `channel` is the channel of `sender` (the entry's); `source_channel` the channel the keyword or
+    blocked send came on (an RCS STOP records the SMS senders it covers: `channel` "sms",
+    `source_channel` "rcs"); `covers` the channels Twilio blocks for that entry. Optional, added
+    without a new version: a value without them is SMS, as every value before them was."""
 
     person_id: PersonId
+    channel: Channel = "sms"
     sender: Sender
     phone: Phone
     source_event_id: Identifier
     keyword: Annotated[str, StringConstraints(max_length=64)] | None = None
     messaging_service_sid: Sid | None = None
+    source_channel: Channel = Field(default_factory=lambda fields: fields.get("channel", "sms"))
+    covers: Covers = Field(default_factory=_covers)
 
 
 class OptOutRecorded(PersonEvent):
@@ -231,12 +258,15 @@ class OptOutEntry(BaseModel):
 
     model_config = ConfigDict(frozen=True, strict=True, extra="ignore")
 
+    channel: Channel = "sms"
     sender: Sender
     phone: Phone
     since: Timestamp
     cause: RecordedCause
     keyword: str | None
     messaging_service_sid: Sid | None
+    source_channel: Channel = Field(default_factory=lambda fields: fields.get("channel", "sms"))
+    covers: Covers = Field(default_factory=_covers)
 
 
 class OptOutList(BaseModel):

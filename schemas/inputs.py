@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
+from schemas.addresses import address_key, sender_address
 from schemas.errors import InvalidNumber, OptOutsError
 from schemas.events import PersonId, Phone, Sender, Timestamp
 
@@ -56,9 +57,16 @@ def person_id(value: str) -> str:
 
 
 def sender(value: str, region: str) -> str:
-    """A sender as the log holds it: E.164, a short code or an alphanumeric sender ID."""
-    normalised: str = _validated(_SENDER, "sender", value, {"region": region})
-    return normalised
+    """A sender as the lists key it: E.164, a short code or an alphanumeric sender ID for SMS, with
+    its channel prefix on another channel (`whatsapp:+14155550100`, `rcs:acme_agent`)."""
+    try:
+        channel, normalised = sender_address(value, region)
+    except InvalidNumber as exc:
+        raise InvalidInput("sender", value, exc.reason) from None
+    if channel == "sms":  # as it always was read, so that its refusals say the same
+        checked: str = _validated(_SENDER, "sender", value, {"region": region})
+        return checked
+    return address_key(channel, normalised)
 
 
 def phone(value: str, region: str) -> str:

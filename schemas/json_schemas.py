@@ -21,7 +21,13 @@ from pydantic_core import core_schema
 
 from schemas.dead_letters import DeadLetter
 from schemas.events import AnyPersonEvent, MessageBlocked, MessageReceived, MessageSent, OptOutList
-from schemas.upcasting import MessageReceivedV1, latest_version
+from schemas.upcasting import (
+    MessageBlockedV1,
+    MessageReceivedV1,
+    MessageReceivedV2,
+    MessageSentV1,
+    latest_version,
+)
 
 DIRECTORY = Path(__file__).resolve().parent / "json"
 _DRAFT = "https://json-schema.org/draft/2020-12/schema"
@@ -31,17 +37,25 @@ Mode = Literal["validation", "serialization"]
 # topic -> (the type of its values, how it is described, what a value is)
 TOPIC_VALUES: dict[str, tuple[Any, Mode, str]] = {
     "sms-messaging-events": (
-        MessageSent | MessageReceivedV1 | MessageReceived | MessageBlocked,
+        MessageSentV1
+        | MessageSent
+        | MessageReceivedV1
+        | MessageReceivedV2
+        | MessageReceived
+        | MessageBlockedV1
+        | MessageBlocked,
         "validation",
         "A messaging event, keyed by the phone in E.164: exactly one of the variants, told apart by"
-        " `type` (required) and, for `message.received`, by `schema_version`: 1, or 2 (adds `keyword`)."
-        " A value without `schema_version` is read at its type's latest version (`message.received`:"
-        " 2, its `keyword` then taken from `body` when absent; every other type: 1); a newer version"
-        " than these is refused (the service keeps it aside until it reads that version). Unknown"
-        " fields are allowed and ignored. The service checks beyond this schema what JSON Schema"
-        " cannot say: that `phone` and `sender` are phone numbers (with phonenumbers; a sender may"
-        " also be a short code or an alphanumeric ID), that `keyword` is `body` trimmed and"
-        " upper-cased, and that the whole value is at most 64 KiB of JSON.",
+        " `type` (required) and `schema_version`: `message.received` 1, 2 (adds `keyword`) or 3 (adds"
+        " `channel`); `message.sent` and `message.blocked` 1, or 2 (adds `channel`). A value of an"
+        " older version is an SMS. A value without `schema_version` is read at its type's latest"
+        " version (its `keyword` then taken from `body` when absent, its `channel` `sms`); a newer"
+        " version than these is refused (the service keeps it aside until it reads that version)."
+        " Unknown fields are allowed and ignored. The service checks beyond this schema what JSON"
+        " Schema cannot say: that `phone` and `sender` are phone numbers without a channel prefix"
+        " (with phonenumbers; an SMS sender may also be a short code or an alphanumeric ID, an RCS"
+        " sender an agent id), that `keyword` is `body` trimmed and upper-cased, and that the whole"
+        " value is at most 64 KiB of JSON.",
     ),
     "sms-person-events": (
         AnyPersonEvent,
@@ -103,14 +117,16 @@ _NUMBERS = {
 }
 
 # Rules across fields that a model checks in Python (a model validator), said in JSON Schema.
+_NAMES_THE_PERSON_OR_THE_MESSAGE = {
+    "anyOf": [
+        {"required": ["person_id"], "properties": {"person_id": {"type": "string"}}},
+        {"required": ["message_sid"], "properties": {"message_sid": {"type": "string"}}},
+    ],
+}
 _RULES: dict[str, dict[str, Any]] = {
-    # MessageBlocked._names_the_person_or_the_message
-    "MessageBlocked": {
-        "anyOf": [
-            {"required": ["person_id"], "properties": {"person_id": {"type": "string"}}},
-            {"required": ["message_sid"], "properties": {"message_sid": {"type": "string"}}},
-        ],
-    },
+    # MessageBlocked._names_the_person_or_the_message, at every version
+    "MessageBlocked": _NAMES_THE_PERSON_OR_THE_MESSAGE,
+    "MessageBlockedV1": _NAMES_THE_PERSON_OR_THE_MESSAGE,
 }
 
 _COMMENT = (

@@ -28,6 +28,10 @@ def normalise_phone(value: str, region: str | None) -> str:
     text = value.strip()
     if not text:
         raise InvalidNumber(value, "is empty, not a phone number")
+    if ":" in text:
+        # `whatsapp:+14155550123` is a channel and a number, and phonenumbers would read the number
+        # and drop the rest: the channel is read apart (schemas.addresses), never skipped here.
+        raise InvalidNumber(value, "has a channel prefix (or a ':'): not a plain phone number")
     try:
         number = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from schemas.addresses import Channel
 from schemas.events import (
     MessageBlocked,
     MessageReceived,
@@ -37,6 +38,7 @@ def sent(
     sender: str = SENDER,
     minute: int = 0,
     service: str | None = None,
+    channel: Channel = "sms",
 ) -> MessageSent:
     return MessageSent(
         event_id=event_id,
@@ -46,6 +48,7 @@ def sent(
         sender=sender,
         message_sid=f"SM{event_id}",
         messaging_service_sid=service,
+        channel=channel,
     )
 
 
@@ -58,6 +61,7 @@ def received(
     minute: int = 0,
     opt_out_type: OptOutType | None = None,
     service: str | None = None,
+    channel: Channel = "sms",
 ) -> MessageReceived:
     return MessageReceived(
         event_id=event_id,
@@ -69,6 +73,7 @@ def received(
         account_sid=ACCOUNT,
         messaging_service_sid=service,
         opt_out_type=opt_out_type,
+        channel=channel,
     )
 
 
@@ -80,6 +85,7 @@ def blocked(
     sender: str = SENDER,
     minute: int = 0,
     service: str | None = None,
+    channel: Channel = "sms",
 ) -> MessageBlocked:
     return MessageBlocked(
         event_id=event_id,
@@ -89,6 +95,7 @@ def blocked(
         sender=sender,
         message_sid=f"SM{event_id}",
         messaging_service_sid=service,
+        channel=channel,
     )
 
 

@@ -323,7 +323,7 @@ def without(value: dict[str, Any], key: str) -> dict[str, Any]:
             ["'occurred_at'", "'2025-03-01T09:00:00'"],
         ),
         (as_bytes({**SENT, "occurred_at": "yesterday"}), "occurred_at", ["'occurred_at'", "'yesterday'"]),
-        (as_bytes({**SENT, "schema_version": 2}), "schema_version", ["'schema_version'", "2"]),
+        (as_bytes({**SENT, "schema_version": 3}), "schema_version", ["'schema_version'", "3"]),
         (as_bytes({**SENT, "event_id": ""}), "event_id", ["'event_id'", "''"]),
         (as_bytes({**SENT, "person_id": "a/b"}), "person_id", ["'person_id'", "'a/b'"]),
     ],
@@ -556,6 +556,9 @@ def test_an_encoded_opt_out_list_carries_the_contract_fields() -> None:
 
     assert value.keys() == {"person_id", "opt_outs", "updated_at"}
     assert value["opt_outs"][0].keys() == {
+        "channel",
+        "source_channel",
+        "covers",
         "sender",
         "phone",
         "since",

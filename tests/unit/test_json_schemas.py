@@ -45,7 +45,7 @@ def test_a_changed_model_makes_its_schema_stale(tmp_path: Path) -> None:
     assert stale(tmp_path) == ["sms-opt-outs"]
 
 
-def test_the_messaging_events_schema_accepts_both_versions_of_received_messages() -> None:
+def test_the_messaging_events_schema_accepts_every_version_of_each_messaging_event() -> None:
     variants = schema_for("sms-messaging-events")["oneOf"]
     versions = [
         schema["properties"]["schema_version"]["const"]
@@ -53,8 +53,8 @@ def test_the_messaging_events_schema_accepts_both_versions_of_received_messages(
         if schema["properties"]["type"]["const"] == "message.received"
     ]
 
-    assert len(variants) == 4
-    assert sorted(versions) == [1, 2]
+    assert len(variants) == 7
+    assert sorted(versions) == [1, 2, 3]
 
 
 def test_every_messaging_event_must_name_its_type_and_an_older_version_its_version() -> None:
@@ -67,7 +67,12 @@ def test_every_messaging_event_must_name_its_type_and_an_older_version_its_versi
     }
 
     assert all(fields[0] == "type" for fields in required.values())
-    assert [name for name, fields in required.items() if "schema_version" in fields] == ["MessageReceivedV1"]
+    assert sorted(name for name, fields in required.items() if "schema_version" in fields) == [
+        "MessageBlockedV1",
+        "MessageReceivedV1",
+        "MessageReceivedV2",
+        "MessageSentV1",
+    ]
 
 
 def test_every_field_the_service_writes_is_required_in_its_schemas() -> None:

@@ -53,6 +53,7 @@ RECEIVED_V1: dict[str, Any] = {
     "opt_out_type": "STOP",
 }
 RECEIVED_V2: dict[str, Any] = {**RECEIVED_V1, "schema_version": 2, "keyword": "STOP"}
+RECEIVED_V3: dict[str, Any] = {**RECEIVED_V2, "schema_version": 3, "channel": "rcs", "sender": "acme_agent"}
 BLOCKED: dict[str, Any] = {
     "type": "message.blocked",
     "event_id": "SM0003",
@@ -143,6 +144,17 @@ ROWS = [
     valid("received-v1-with-a-stray-keyword", but(RECEIVED_V1, keyword=5)),
     # JSON has one kind of number: 1.0 is 1 to JSON Schema, and to pydantic's Literal
     valid("sent-schema-version-1.0", but(SENT, schema_version=1.0)),
+    # the channel: version 3 of message.received, 2 of message.sent and message.blocked
+    valid("received-v3-rcs", RECEIVED_V3),
+    valid("received-v3-whatsapp", but(RECEIVED_V3, channel="whatsapp", sender="+14155550100")),
+    valid("received-v3-sms", but(RECEIVED_V3, channel="sms", sender="+14155550100")),
+    valid("received-v3-without-channel", without(but(RECEIVED_V3, sender="+14155550100"), "channel")),
+    valid("sent-v2-rcs", but(SENT, schema_version=2, channel="rcs", sender="acme_agent")),
+    valid("sent-v2-whatsapp", but(SENT, schema_version=2, channel="whatsapp")),
+    valid("blocked-v2-rcs", but(BLOCKED, schema_version=2, channel="rcs")),
+    valid("sent-without-schema-version-with-channel", without(but(SENT, channel="rcs"), "schema_version")),
+    # an older version had no channel: one there is an unknown field, ignored (the upcaster says SMS)
+    valid("sent-v1-with-a-stray-channel", but(SENT, channel="whatsapp")),
     valid("received-schema-version-2.0", but(RECEIVED_V2, schema_version=2.0)),
     valid("blocked-error-code-21610.0", but(BLOCKED, error_code=21610.0)),
     *(
@@ -219,9 +231,14 @@ ROWS = [
         if (name, field) != ("blocked", "person_id")  # null when message_sid names the send
     ),
     # ---- schema_version
-    invalid("sent-schema-version-2-newer-than-known", but(SENT, schema_version=2)),
-    invalid("blocked-schema-version-2-newer-than-known", but(BLOCKED, schema_version=2)),
-    invalid("received-schema-version-3-newer-than-known", but(RECEIVED_V2, schema_version=3)),
+    invalid("sent-schema-version-3-newer-than-known", but(SENT, schema_version=3, channel="sms")),
+    invalid("blocked-schema-version-3-newer-than-known", but(BLOCKED, schema_version=3, channel="sms")),
+    invalid("received-schema-version-4-newer-than-known", but(RECEIVED_V3, schema_version=4)),
+    # ---- channel (version 3 of message.received, 2 of the others)
+    invalid("sent-v2-unknown-channel", but(SENT, schema_version=2, channel="telegram")),
+    invalid("received-v3-channel-null", but(RECEIVED_V3, channel=None)),
+    invalid("received-v3-channel-upper-case", but(RECEIVED_V3, channel="RCS")),
+    invalid("blocked-v2-channel-a-number", but(BLOCKED, schema_version=2, channel=1)),
     invalid("sent-schema-version-0", but(SENT, schema_version=0)),
     invalid("received-schema-version-0", but(RECEIVED_V2, schema_version=0)),
     invalid("sent-schema-version-as-text", but(SENT, schema_version="1")),
@@ -395,6 +412,14 @@ GAPS = [
         True,
         "a regular expression cannot compare the time with the offset: the schema refuses every"
         " offset east of UTC on 0001-01-01 (and west of it on 9999-12-31)",
+    ),
+    (
+        "phone-with-a-channel-prefix",
+        but(SENT, schema_version=2, channel="whatsapp", phone="whatsapp:+14155550123"),
+        True,
+        False,
+        "a phone is checked with phonenumbers beyond the schema: a channel prefix is refused there, never"
+        " dropped (the channel is its own field)",
     ),
     (
         "event-id-with-a-control-character",

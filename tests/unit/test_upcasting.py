@@ -1,5 +1,6 @@
-"""Schema versions: a version 1 `message.received`, as it is stored on the log, is read as version 2;
-an event of a version newer than the service reads is refused as such, never guessed at."""
+"""Schema versions: a version 1 `message.received`, as it is stored on the log, is read at the latest
+version (with its keyword, on SMS); so are `message.sent` and `message.blocked` of version 1; an event
+of a version newer than the service reads is refused as such, never guessed at."""
 
 from __future__ import annotations
 
@@ -27,11 +28,11 @@ def decode(data: bytes) -> MessagingEvent:
     return decode_messaging_event(data, region="US")
 
 
-def test_a_stored_version_1_received_message_is_read_as_version_2_with_its_keyword() -> None:
+def test_a_stored_version_1_received_message_is_read_as_the_latest_with_its_keyword_on_sms() -> None:
     event = decode(STORED_V1_STOP)
 
     assert isinstance(event, MessageReceived)
-    assert (event.schema_version, event.keyword, event.body) == (2, "STOP", " Stop ")
+    assert (event.schema_version, event.keyword, event.body, event.channel) == (3, "STOP", " Stop ", "sms")
     assert event.event_id == "SM0002"
 
 
@@ -42,15 +43,35 @@ def test_a_version_1_value_without_schema_version_is_version_1() -> None:
     event = decode(json.dumps(value).encode())
 
     assert isinstance(event, MessageReceived)
-    assert (event.schema_version, event.keyword) == (2, "STOP")
+    assert (event.schema_version, event.keyword) == (3, "STOP")
 
 
-def test_an_upcast_event_is_written_again_as_version_2() -> None:
+def test_an_upcast_event_is_written_again_at_the_latest_version() -> None:
     written = json.loads(encode(decode(STORED_V1_STOP)))
 
-    assert written["schema_version"] == 2
+    assert written["schema_version"] == 3
     assert written["keyword"] == "STOP"
-    assert written == {**json.loads(STORED_V1_STOP), "schema_version": 2, "keyword": "STOP"}
+    assert written == {**json.loads(STORED_V1_STOP), "schema_version": 3, "keyword": "STOP", "channel": "sms"}
+
+
+def test_a_version_2_received_message_is_read_as_an_sms() -> None:
+    event = decode(
+        json.dumps({**json.loads(STORED_V1_STOP), "schema_version": 2, "keyword": "STOP"}).encode()
+    )
+
+    assert isinstance(event, MessageReceived)
+    assert (event.schema_version, event.channel) == (3, "sms")
+
+
+@pytest.mark.parametrize("event_type", ["message.sent", "message.blocked"])
+def test_a_version_1_send_or_blocked_send_is_read_as_an_sms_even_with_a_stray_channel(
+    event_type: str,
+) -> None:
+    value = {**json.loads(STORED_V1_STOP), "type": event_type, "person_id": "ann", "channel": "whatsapp"}
+
+    event = decode(json.dumps(value).encode())
+
+    assert (event.type, event.schema_version, event.channel) == (event_type, 2, "sms")
 
 
 def test_a_version_1_stop_folds_to_the_same_opt_out_as_a_version_2_stop() -> None:
@@ -80,10 +101,10 @@ def test_a_version_2_value_without_keyword_gets_the_keyword_of_its_body() -> Non
 @pytest.mark.parametrize(
     ("value", "version"),
     [
-        ({**json.loads(STORED_V1_STOP), "schema_version": 3}, 3),
-        ({**json.loads(STORED_V1_STOP), "type": "message.sent", "person_id": "ann", "schema_version": 2}, 2),
+        ({**json.loads(STORED_V1_STOP), "schema_version": 4}, 4),
+        ({**json.loads(STORED_V1_STOP), "type": "message.sent", "person_id": "ann", "schema_version": 3}, 3),
     ],
-    ids=["received-v3", "sent-v2"],
+    ids=["received-v4", "sent-v3"],
 )
 def test_an_event_of_a_version_newer_than_the_service_reads_is_refused_as_unknown(
     value: dict[str, object], version: int
@@ -134,6 +155,6 @@ def test_a_version_1_value_with_a_bad_field_names_that_field() -> None:
 
 
 def test_upcast_leaves_a_value_of_the_latest_version_as_it_is() -> None:
-    value = {**json.loads(STORED_V1_STOP), "schema_version": 2, "keyword": "STOP"}
+    value = {**json.loads(STORED_V1_STOP), "schema_version": 3, "keyword": "STOP", "channel": "rcs"}
 
     assert upcast(value) is value
