@@ -1,1 +1,2 @@
-"""The I/O shell: Faust app, topics, tables, agents, web views, settings and the embedded broker."""
+"""The I/O shell around the pure core, in layers that import downward only (make lint checks it):
+cli > devtools > worker > twilio | rebuild > web > services > pipeline > engine."""

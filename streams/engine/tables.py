@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, TypeAlias, cast
+from typing import Any, Protocol, TypeAlias, cast
 
 import faust
 import pydantic_core
@@ -93,11 +93,15 @@ class BatchReads:
         return value
 
 
+class StoredReads(Protocol):
+    def get(self, key: bytes) -> bytes | None: ...
+
+
 class KnownKeys:
     """The ids a batch may take as normalised, as text: those of the states it folded so far and
     those stored in its partition (every key was written from a decoded, normalised event)."""
 
-    def __init__(self, folded: Mapping[bytes, Any], stored: BatchReads) -> None:
+    def __init__(self, folded: Mapping[bytes, Any], stored: StoredReads) -> None:
         self.folded = folded
         self.stored = stored
 
