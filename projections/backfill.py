@@ -3,9 +3,9 @@
 A message whose sid is already in the log is known: publishing it again would change nothing (the
 fold applies an id once), so it is counted and left out. The others are published oldest first.
 One exception: a missed keyword older than a keyword the log already holds for the same phone and
-sender. Twilio applied them in time order, so the later one is what stands; published now, the old
-one would be folded after it and undo it (a missed STOP would cancel a later START). It is counted
-as superseded and left out.
+sender (RCS and SMS as one, as Twilio unifies them; WhatsApp apart). Twilio applied them in time
+order, so the later one is what stands; published now, the old one would be folded after it and
+undo it (a missed STOP would cancel a later START). It is counted as superseded and left out.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from projections.keywords import DEFAULT_KEYWORDS, Intent, Keywords, classify
+from schemas.addresses import UNIFIED, address_key
 from schemas.events import MessageReceived
 
 
@@ -37,7 +38,7 @@ def plan_backfill(
     for event in in_log:
         known_sids.add(event.message_sid)
         if _is_keyword(event, keywords):
-            key = (event.phone, event.sender)
+            key = _phone_and_sender(event)
             latest_keyword[key] = max(event.occurred_at, latest_keyword.get(key, event.occurred_at))
 
     unique = {event.message_sid: event for event in listed}.values()
@@ -48,7 +49,7 @@ def plan_backfill(
         if event.message_sid in known_sids:
             known.append(event)
         elif _is_keyword(event, keywords) and event.occurred_at < latest_keyword.get(
-            (event.phone, event.sender), event.occurred_at
+            _phone_and_sender(event), event.occurred_at
         ):
             superseded.append(event)
         else:
@@ -58,3 +59,10 @@ def plan_backfill(
 
 def _is_keyword(event: MessageReceived, keywords: Keywords) -> bool:
     return classify(event.body, event.opt_out_type, keywords) in (Intent.OPT_OUT, Intent.OPT_IN)
+
+
+def _phone_and_sender(event: MessageReceived) -> tuple[str, str]:
+    # An RCS and an SMS keyword to one address are one opt-out to Twilio (unified); a WhatsApp keyword
+    # never stands for the SMS number it shares: there the channel is part of the sender.
+    channel = "sms" if event.channel in UNIFIED else event.channel
+    return (event.phone, address_key(channel, event.sender))

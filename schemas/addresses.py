@@ -67,6 +67,13 @@ def split_address(text: str) -> Address:
     return Address(prefix, rest)
 
 
+def as_channel(channel: str) -> Channel:
+    """`channel` as an event's channel; InvalidNumber-free callers check NO_PHONE_PREFIXES first."""
+    if channel not in CHANNELS:
+        raise ValueError(f"{channel!r} is not a channel with phones ({', '.join(CHANNELS)})")
+    return channel
+
+
 def phone_address(text: str, region: str | None) -> tuple[str, str]:
     """A person's address: (channel, the phone in E.164)."""
     channel, value = split_address(text)

@@ -21,13 +21,14 @@ from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.rest import Client
 
 from projections.backfill import BackfillPlan, plan_backfill
+from schemas.addresses import address_key, sender_address
 from schemas.codec import decode_messaging_event, encode
 from schemas.errors import DecodeError, InvalidNumber, OptOutsError
 from schemas.events import MessageReceived
-from schemas.phones import normalise_phone, normalise_sender
 from streams.engine.topics import MESSAGING_EVENTS
 from streams.settings import Settings
 from streams.twilio.api import twilio_client
+from streams.twilio.forms import message_addresses
 
 PAGE_SIZE = 100
 # Records are stamped when they reach Kafka, a little after Twilio dates the message: the log is
@@ -74,7 +75,9 @@ async def backfill(
         raise BackfillError(f"--until {until.isoformat()} is not after --since {since.isoformat()}")
     region = settings.default_region
     try:
-        senders = {normalise_sender(sender, region) for sender in settings.twilio_senders}
+        # Keyed as the lists key senders: `rcs:acme_agent`, `whatsapp:+1...`, a plain SMS number; the
+        # same form Twilio's Messages list filters `To` by.
+        senders = {address_key(*sender_address(sender, region)) for sender in settings.twilio_senders}
     except InvalidNumber as exc:
         raise BackfillError(f"OPTOUTS_TWILIO_SENDERS: {exc}") from exc
 
@@ -89,10 +92,16 @@ async def backfill(
                 if not _ours_and_inbound(message, settings, senders, since, until):
                     continue
                 try:
-                    listed.append(_received(message, region))
+                    received = _received(message, region)
                 except InvalidNumber as exc:
                     skipped += 1
                     progress(f"  skipped {message.sid}: {exc}")
+                    continue
+                if received is None:  # a channel without phones (Messenger): no list to keep
+                    skipped += 1
+                    progress(f"  skipped {message.sid}: not on a channel with phones")
+                else:
+                    listed.append(received)
             ours = len(listed) + skipped
             progress(f"  page {page_number}: {len(messages)} messages, {ours} inbound to ours so far")
     except TwilioException as exc:
@@ -167,17 +176,23 @@ def _ours_and_inbound(
     if message.messaging_service_sid and message.messaging_service_sid in settings.twilio_messaging_services:
         return True
     try:
-        return normalise_sender(message.to or "", settings.default_region) in senders
+        return address_key(*sender_address(message.to or "", settings.default_region)) in senders
     except InvalidNumber:
         return False
 
 
-def _received(message: Any, region: str) -> MessageReceived:
+def _received(message: Any, region: str) -> MessageReceived | None:
+    # The list gives Twilio's addresses as the webhook does (`rcs:+1...`, `whatsapp:+1...`): read
+    # the same way, so that a missed RCS STOP is recovered as one, and a WhatsApp one stays WhatsApp.
+    addresses = message_addresses(message.from_ or "", message.to or "", region)
+    if addresses is None:
+        return None
     return MessageReceived(
         event_id=message.sid,
         occurred_at=(message.date_sent or message.date_created).astimezone(UTC),
-        phone=normalise_phone(message.from_ or "", region),
-        sender=normalise_sender(message.to or "", region),
+        channel=addresses.channel,
+        phone=addresses.phone,
+        sender=addresses.sender,
         body=message.body or "",
         message_sid=message.sid,
         account_sid=message.account_sid,

@@ -7,14 +7,15 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar, get_args
+from typing import Any, NamedTuple, TypeVar, get_args
 from urllib.parse import parse_qsl
 
 from pydantic import BaseModel, ValidationError
 
+from schemas.addresses import NO_PHONE_PREFIXES, Channel, as_channel, normalise_channel_sender, split_address
 from schemas.errors import InvalidNumber, OptOutsError
 from schemas.events import MessageBlocked, MessageReceived, OptOutType
-from schemas.phones import normalise_phone, normalise_sender
+from schemas.phones import normalise_phone
 
 MAX_WEBHOOK_BYTES = 64 * 1024
 _MAX_FIELDS = 500  # Twilio posts a few dozen; a form of thousands is not Twilio's
@@ -34,6 +35,7 @@ _ERROR_CODE = re.compile(r"[0-9]{1,6}")
 _OPT_OUT_TYPES = frozenset(get_args(OptOutType))
 
 E = TypeVar("E", bound=BaseModel)
+T = TypeVar("T")
 
 # Event fields, named as the request names what they come from (for errors a person can act on).
 _INBOUND_PARAMS = {
@@ -113,8 +115,35 @@ def signed_url(public_base_url: str, path_and_query: str) -> str:
     return public_base_url.rstrip("/") + path_and_query
 
 
-def inbound_message(form: FormParams, *, region: str, received_at: datetime) -> MessageReceived:
-    """The `message.received` of an inbound-message webhook.
+class Addresses(NamedTuple):
+    """A message's two addresses read: its channel, the person's phone and our sender."""
+
+    channel: Channel
+    phone: str
+    sender: str
+
+
+def message_addresses(person: str, ours: str, region: str) -> Addresses | None:
+    """The channel, the person's phone (E.164) and our sender of a message between the addresses
+    `person` and `ours`, as Twilio wrote them (`whatsapp:+1...`, `rcs:acme_agent`, a plain number).
+    None for a channel that has no phones (Messenger). Raises InvalidNumber for an address that
+    does not parse, an unknown prefix, or two addresses on different channels."""
+    person_channel, person_value = split_address(person)
+    our_channel, our_value = split_address(ours)
+    if person_channel != our_channel:
+        raise InvalidNumber(
+            f"{person} and {ours}", f"are on two channels ({person_channel} and {our_channel}), not one"
+        )
+    if person_channel in NO_PHONE_PREFIXES:
+        return None
+    phone = normalise_phone(person_value, region)
+    channel = as_channel(person_channel)
+    return Addresses(channel, phone, normalise_channel_sender(channel, our_value, region))
+
+
+def inbound_message(form: FormParams, *, region: str, received_at: datetime) -> MessageReceived | None:
+    """The `message.received` of an inbound-message webhook; None for a message on a channel that
+    has no phones (Messenger: nothing on it is an SMS opt-out, nor has a phone to key it by).
 
     Its `event_id` is the `MessageSid`, not the `I-Twilio-Idempotency-Token` header: the sid is
     covered by the signature and is the same on every delivery of the message (Twilio's retries, a
@@ -123,11 +152,15 @@ def inbound_message(form: FormParams, *, region: str, received_at: datetime) -> 
     de-duplication is what stops replays (the signature has no timestamp).
     """
     sid = _required(form, "MessageSid")
+    addresses = _addresses(form, "From", "To", region)
+    if addresses is None:
+        return None
     fields = {
         "event_id": sid,
         "occurred_at": received_at,
-        "phone": _number(form, "From", normalise_phone, region),
-        "sender": _number(form, "To", normalise_sender, region),
+        "channel": addresses.channel,
+        "phone": addresses.phone,
+        "sender": addresses.sender,
         # Twilio always posts Body, empty for a media-only message; missing, it cannot be a keyword.
         "body": _optional(form, "Body") or "",
         "message_sid": sid,
@@ -162,13 +195,17 @@ def status_callback(
     )
     if code != UNSUBSCRIBED or status not in BLOCKING_STATUSES:
         return StatusCallback(*labels, blocked=None)
+    addresses = _addresses(form, "To", "From", region)
+    if addresses is None:
+        return StatusCallback(*labels, blocked=None)
     fields = {
         # One event per (MessageSid, status): Twilio may call back more than once for a message.
         "event_id": f"{sid}:{status}",
         "occurred_at": received_at,
+        "channel": addresses.channel,
         "person_id": person_id,
-        "phone": _number(form, "To", normalise_phone, region),
-        "sender": _number(form, "From", normalise_sender, region),
+        "phone": addresses.phone,
+        "sender": addresses.sender,
         "message_sid": sid,
         "messaging_service_sid": _optional(form, "MessagingServiceSid") or None,
     }
@@ -190,10 +227,27 @@ def _optional(form: FormParams, name: str) -> str | None:
     return values[0] if values else None
 
 
-def _number(form: FormParams, name: str, normalise: Callable[[str, str], str], region: str) -> str:
-    value = _required(form, name)
+def _addresses(form: FormParams, person: str, ours: str, region: str) -> Addresses | None:
+    person_address = _read(person, lambda: split_address(_required(form, person)))
+    our_address = _read(ours, lambda: split_address(_required(form, ours)))
+    if person_address.channel != our_address.channel:
+        raise WebhookRejected(
+            400,
+            "invalid",
+            f"parameters {person} and {ours} are on two channels"
+            f" ({person_address.channel} and {our_address.channel}), not one",
+        )
+    if person_address.channel in NO_PHONE_PREFIXES:
+        return None
+    channel = as_channel(person_address.channel)
+    phone = _read(person, lambda: normalise_phone(person_address.value, region))
+    sender = _read(ours, lambda: normalise_channel_sender(channel, our_address.value, region))
+    return Addresses(channel, phone, sender)
+
+
+def _read(name: str, read: Callable[[], T]) -> T:
     try:
-        return normalise(value, region)
+        return read()
     except InvalidNumber as exc:
         raise WebhookRejected(400, "invalid", f"parameter {name}: {exc}") from exc
 

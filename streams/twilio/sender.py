@@ -1,5 +1,7 @@
 """The guarded sender: one SMS through Twilio, never to a person who opted out of that sender, with
-what happened published to `sms-messaging-events` (`message.sent` or `message.blocked`).
+what happened published to `sms-messaging-events` (`message.sent` or `message.blocked`). A sender
+given with Twilio's channel prefix (`rcs:acme_agent`, `whatsapp:+14155550100`) sends on that
+channel, and is refused by the opt-outs that cover it (an RCS STOP covers SMS, and back).
 
 For upstream Python systems:
 
@@ -33,10 +35,10 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 
 from schemas import inputs
+from schemas.addresses import Channel, address_key, as_channel, phone_address, sender_address
 from schemas.codec import decode_opt_out_list, encode
-from schemas.errors import DecodeError, OptOutsError
+from schemas.errors import DecodeError, InvalidNumber, OptOutsError
 from schemas.events import MessageBlocked, MessageSent, OptOutList
-from schemas.phones import normalise_phone, normalise_sender
 from streams.engine.topics import MESSAGING_EVENTS
 from streams.settings import Settings
 from streams.twilio.api import twilio_client
@@ -83,19 +85,26 @@ class NotPublished(OptOutsError):
         self.result = result
 
 
-def refusal(opt_outs: OptOutList, sender: str, messaging_service_sid: str | None) -> str | None:
-    """Why this send must not happen, or None. The person opted out of the sender (at whichever of
-    their phones: they asked that sender to stop), or of the Messaging Service the send goes through
-    (one STOP blocks every sender of a service)."""
+def refusal(
+    opt_outs: OptOutList, sender: str, messaging_service_sid: str | None, channel: Channel = "sms"
+) -> str | None:
+    """Why this send on `channel` must not happen, or None. The person opted out of the sender on
+    that channel (at whichever of their phones: they asked that sender to stop), or an entry that
+    covers the channel (Twilio's unified RCS, SMS and MMS opt-out) names the same sender or the
+    Messaging Service the send goes through (one STOP blocks every sender of a service)."""
     for entry in opt_outs.opt_outs:
         same_service = (
             messaging_service_sid is not None and entry.messaging_service_sid == messaging_service_sid
         )
-        if entry.sender == sender or same_service:
+        same_sender = address_key(entry.channel, entry.sender) == address_key(channel, sender)
+        covered = channel in entry.covers and (entry.sender == sender or same_service)
+        if same_sender or covered:
             via = f" (Messaging Service {entry.messaging_service_sid})" if same_service else ""
-            cause = f"texted {entry.keyword}" if entry.keyword else "Twilio blocked a send (21610)"
+            on = "" if entry.channel == "sms" else f" on {entry.channel}"
+            came = "" if entry.source_channel == entry.channel else f" on {entry.source_channel}"
+            cause = f"texted {entry.keyword}{came}" if entry.keyword else "Twilio blocked a send (21610)"
             return (
-                f"{opt_outs.person_id} opted out of {entry.sender}{via} at {entry.phone}"
+                f"{opt_outs.person_id} opted out of {entry.sender}{on}{via} at {entry.phone}"
                 f" since {entry.since.isoformat()}: {cause}"
             )
     return None
@@ -151,19 +160,23 @@ class GuardedSender:
         except inputs.InvalidInput as exc:
             raise InvalidSend(str(exc)) from None
         region = self.settings.default_region
-        phone, sender = normalise_phone(phone, region), normalise_sender(sender, region)
+        sender_channel, sender = sender_address(sender, region)
+        phone_channel, phone = phone_address(phone, region)
+        if phone_channel not in ("sms", sender_channel):  # a plain number takes the sender's channel
+            raise InvalidNumber(phone, f"is on {phone_channel}, the sender on {sender_channel}")
+        channel = as_channel(sender_channel)
 
         opt_outs = await self._opt_outs(person_id)
         if isinstance(opt_outs, SendResult):
             return opt_outs
-        reason = refusal(opt_outs, sender, messaging_service_sid)
+        reason = refusal(opt_outs, sender, messaging_service_sid, channel)
         if reason is not None:
             return SendResult("refused", reason)
 
         try:
             message = await self.twilio.messages.create_async(
-                to=phone,
-                from_=sender,
+                to=address_key(channel, phone),
+                from_=address_key(channel, sender),
                 body=body,
                 messaging_service_sid=messaging_service_sid or values.unset,
                 status_callback=self._status_callback(person_id) or values.unset,
@@ -177,6 +190,7 @@ class GuardedSender:
                 # Unique per attempt: a later 21610 after an operator's override must count again.
                 event_id=f"21610-{uuid.uuid4()}",
                 occurred_at=datetime.now(UTC),
+                channel=channel,
                 person_id=person_id,
                 phone=phone,
                 sender=sender,
@@ -194,6 +208,7 @@ class GuardedSender:
         sent = MessageSent(
             event_id=message.sid,
             occurred_at=datetime.now(UTC),
+            channel=channel,
             person_id=person_id,
             phone=phone,
             sender=sender,

@@ -108,12 +108,19 @@ class TwilioWebhooks:
         self.metrics.twilio_webhooks.labels(endpoint, "published" if event else "ignored").inc()
         return view.text(EMPTY_TWIML, content_type="text/xml")
 
-    def inbound(self, form: FormParams, request: Any) -> MessageReceived:
+    def inbound(self, form: FormParams, request: Any) -> MessageReceived | None:
         event = inbound_message(form, region=self.region, received_at=datetime.now(UTC))
+        if event is None:  # a channel without phones (Messenger): no list to keep, nothing to publish
+            return None
         intent = classify(event.body, event.opt_out_type, self.keywords)
         if intent is not Intent.NONE:  # the keyword, never any other body
             log.info(
-                "inbound %s from %s to %s: %s", event.message_sid, event.phone, event.sender, intent.value
+                "inbound %s on %s from %s to %s: %s",
+                event.message_sid,
+                event.channel,
+                event.phone,
+                event.sender,
+                intent.value,
             )
         return event
 

@@ -81,3 +81,17 @@ def test_a_message_listed_twice_is_planned_once() -> None:
     stop = received("r1", "STOP", minute=1)
 
     assert sids(plan_backfill([stop, stop], in_log=[]).publish) == ["SMr1"]
+
+
+def test_a_later_sms_keyword_overrules_a_missed_rcs_one_but_never_a_whatsapp_one() -> None:
+    # Twilio unifies RCS and SMS opt-outs of one sender; WhatsApp keeps its own.
+    plan = plan_backfill(
+        [
+            received("r1", "STOP", minute=1, channel="whatsapp"),
+            received("r2", "STOP", minute=1, channel="rcs"),
+        ],
+        [received("r3", "START", minute=5)],
+    )
+
+    assert sids(plan.publish) == ["SMr1"]
+    assert sids(plan.superseded) == ["SMr2"]

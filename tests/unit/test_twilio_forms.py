@@ -49,7 +49,9 @@ def replaced(pairs: list[tuple[str, str]], name: str, value: str) -> list[tuple[
 
 
 def inbound(pairs: list[tuple[str, str]], region: str = "US") -> MessageReceived:
-    return inbound_message(form(pairs), region=region, received_at=NOW)
+    event = inbound_message(form(pairs), region=region, received_at=NOW)
+    assert event is not None
+    return event
 
 
 def rejected(pairs: list[tuple[str, str]]) -> WebhookRejected:
@@ -277,3 +279,83 @@ def test_a_callback_without_its_status_is_refused() -> None:
 
 def test_a_non_blocking_callback_needs_no_numbers() -> None:
     assert callback(without(replaced(CALLBACK, "MessageStatus", "delivered"), "To")).blocked is None
+
+
+# ---- channels: Twilio names them in the address -----------------------------------------------------
+
+
+def test_a_plain_inbound_message_is_an_sms() -> None:
+    assert inbound(INBOUND).channel == "sms"
+
+
+def test_an_rcs_stop_to_an_agent_is_an_rcs_message_from_the_phone() -> None:
+    event = inbound(
+        replaced(
+            replaced([*INBOUND, ("MessagingServiceSid", SERVICE)], "From", "rcs:+14155550123"),
+            "To",
+            "rcs:acme_agent",
+        )
+    )
+
+    assert (event.channel, event.phone, event.sender, event.messaging_service_sid) == (
+        "rcs",
+        "+14155550123",
+        "acme_agent",
+        SERVICE,
+    )
+
+
+def test_a_whatsapp_stop_is_a_whatsapp_message_never_an_sms() -> None:
+    event = inbound(
+        replaced(replaced(INBOUND, "From", "whatsapp:+14155550123"), "To", "whatsapp:+14155550100")
+    )
+
+    assert (event.channel, event.phone, event.sender) == ("whatsapp", "+14155550123", "+14155550100")
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("From", "telegram:+14155550123"), ("To", "tel:+14155550100"), ("From", "whatsapp:rcs:+14155550123")],
+)
+def test_an_unknown_channel_prefix_is_refused_naming_the_parameter(name: str, value: str) -> None:
+    refusal = rejected(replaced(INBOUND, name, value))
+
+    assert refusal.status == 400
+    assert f"parameter {name}" in str(refusal)
+
+
+def test_addresses_on_two_channels_are_refused() -> None:
+    refusal = rejected(replaced(INBOUND, "From", "whatsapp:+14155550123"))
+
+    assert refusal.status == 400
+    assert "two channels (whatsapp and sms)" in str(refusal)
+
+
+def test_a_messenger_message_publishes_nothing() -> None:
+    pairs = replaced(replaced(INBOUND, "From", "messenger:123456789"), "To", "messenger:987654321")
+
+    assert inbound_message(form(pairs), region="US", received_at=NOW) is None
+
+
+def test_a_21610_on_whatsapp_is_a_blocked_whatsapp_send() -> None:
+    callback = status_callback(
+        form(
+            [
+                ("MessageSid", "SM" + "b" * 32),
+                ("MessageStatus", "failed"),
+                ("ErrorCode", "21610"),
+                ("To", "whatsapp:+14155550123"),
+                ("From", "whatsapp:+14155550100"),
+            ]
+        ),
+        "cus_1",
+        region="US",
+        received_at=NOW,
+    )
+
+    assert callback.blocked is not None
+    assert (callback.blocked.channel, callback.blocked.phone, callback.blocked.sender) == (
+        "whatsapp",
+        "+14155550123",
+        "+14155550100",
+    )
