@@ -17,9 +17,7 @@ import secrets
 import urllib.parse
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from html import escape
 from pathlib import Path
-from string import Template
 
 import faust
 from aiohttp import web
@@ -29,7 +27,7 @@ from yarl import URL
 
 from schemas.errors import OptOutsError
 from streams.settings import Settings
-from streams.web.pages import TEMPLATES, html_response, page
+from streams.web.rendering import Link, html_response, message, render
 from streams.web.server import aiohttp_app
 from streams.web.sessions import COOKIE as SESSION_COOKIE
 from streams.web.sessions import LOGGED_IN, SESSION, VIA_BEARER, Sessions, same_text
@@ -43,7 +41,6 @@ TOKEN_FILE = "operator-token"  # in the data dir: the token a worker generated, 
 MIN_TOKEN_CHARS = 16
 # `optouts run` on the embedded broker runs its worker in <data_dir>/embedded (streams/cli/main.py).
 _WORKER_DIRS = (".", "embedded")
-_LOGIN = Template((TEMPLATES / "login.html").read_text())
 # What a browser may carry after the path: a tab or a backslash there is read as a slash (WHATWG).
 _NOT_IN_A_NEXT = {chr(code) for code in range(0x21)} | {"\\", "\x7f"}
 
@@ -277,8 +274,7 @@ def register_operator_auth(app: faust.App, settings: Settings) -> Sessions:
             if session is not None and not sessions.csrf_matches(session, form.get("csrf")):
                 # Another site's form would log the operator out: refused.
                 return html_response(
-                    page("Not logged out", "<h1>Not logged out</h1><p>That form did not come from here.</p>"),
-                    status=403,
+                    message("Not logged out", "That form did not come from here."), status=403
                 )
             answer = web.Response(status=303, headers={"Location": "/login"})
             sessions.clear_cookie(answer)
@@ -293,10 +289,10 @@ def unauthorized(request: web.Request, wrong: bool) -> web.Response:
     headers = {"WWW-Authenticate": 'Bearer realm="sms-optouts"'}
     if "text/html" in request.headers.get("Accept", ""):
         back = urllib.parse.quote(request.path_qs, safe="")
-        body = page(
+        body = message(
             "Operator token needed",
-            f"<h1>Operator token needed</h1><p>{escape(problem.capitalize())}.</p>"
-            f'<p><a href="/login?next={back}">Log in with the operator token</a></p>',
+            f"{problem.capitalize()}.",
+            link=Link(f"/login?next={back}", "Log in with the operator token"),
         )
         return html_response(body, status=401, headers=headers)
     return web.json_response(
@@ -307,5 +303,11 @@ def unauthorized(request: web.Request, wrong: bool) -> web.Response:
 
 
 def login_page(next_: str, problem: str, hours: float, status: int = 200) -> web.Response:
-    main = _LOGIN.substitute(next=escape(local_path(next_)), problem=escape(problem), hours=f"{hours:g}")
-    return html_response(page("Log in · SMS opt-outs", main), status=status)
+    page = render(
+        "login.html",
+        title="Log in · SMS opt-outs",
+        next=local_path(next_),
+        problem=problem,
+        hours=f"{hours:g}",
+    )
+    return html_response(page, status=status)

@@ -13,7 +13,7 @@ from aiohttp import web
 from yarl import URL
 
 from streams.settings import Settings
-from streams.web.pages import CONTENT_SECURITY_POLICY
+from streams.web.rendering import CONTENT_SECURITY_POLICY
 from streams.web.server import aiohttp_app
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
