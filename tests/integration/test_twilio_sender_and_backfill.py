@@ -306,6 +306,70 @@ def test_backfill_that_cannot_run_says_why(
     assert "Traceback" not in done.stderr
 
 
+# ---- channels ------------------------------------------------------------------------------------
+
+AGENT = "acme_agent"
+
+
+def test_an_sms_send_through_a_service_is_refused_after_an_rcs_stop_to_that_service(
+    worker: ServiceProcess, kafka_brokers: str, twilio: StandinTwilio
+) -> None:
+    person, phone = unique("person"), unique_phone()
+    publish_events(
+        kafka_brokers,
+        sent(person, phone, AGENT, channel="rcs", messaging_service_sid=SERVICE),
+        received(phone, AGENT, "STOP", channel="rcs", messaging_service_sid=SERVICE),
+    )
+    eventually(lambda: senders(worker, person) == {AGENT})
+
+    result = send(
+        settings_for(worker, kafka_brokers, twilio),
+        person,
+        phone,
+        OTHER_SENDER,
+        messaging_service_sid=SERVICE,
+    )
+
+    assert result.outcome == "refused"
+    assert f"opted out of {AGENT} on rcs (Messaging Service {SERVICE})" in result.reason
+    assert twilio.requests == []
+
+
+def test_a_whatsapp_send_goes_out_on_whatsapp_and_is_published_as_one(
+    worker: ServiceProcess, kafka_brokers: str, twilio: StandinTwilio
+) -> None:
+    person, phone = unique("person"), unique_phone()
+    publish_events(kafka_brokers, sent(person, phone, SENDER), received(phone, SENDER, "STOP"))
+    eventually(lambda: senders(worker, person) == {SENDER})
+
+    # The SMS opt-out is not a WhatsApp one: Twilio documents no such rule.
+    result = send(settings_for(worker, kafka_brokers, twilio), person, phone, f"whatsapp:{SENDER}")
+
+    assert result.outcome == "sent", result.reason
+    assert result.event is not None and result.event.channel == "whatsapp"
+    [create] = twilio.creates()
+    assert (create.params["From"], create.params["To"]) == ([f"whatsapp:{SENDER}"], [f"whatsapp:{phone}"])
+
+
+def test_backfill_recovers_a_missed_rcs_stop_as_an_rcs_stop(
+    worker: ServiceProcess, kafka_brokers: str, twilio: StandinTwilio
+) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    person, phone = unique("person"), unique_phone()
+    publish_events(kafka_brokers, sent(person, phone, AGENT, channel="rcs"))
+    missed = twilio.add_message(
+        from_=f"rcs:{phone}", to=f"rcs:{AGENT}", body="STOP", date_sent=now - timedelta(minutes=30)
+    )
+    settings = settings_for(worker, kafka_brokers, twilio, twilio_senders=(f"rcs:{AGENT}",))
+
+    done = cli(settings, "backfill", "--since", (now - timedelta(hours=1)).isoformat())
+
+    assert done.returncode == 0, done.stderr
+    [entry] = eventually(lambda: opt_outs(worker, person))
+    assert (entry["channel"], entry["sender"], entry["keyword"]) == ("rcs", AGENT, "STOP")
+    assert history(worker, person)[0]["source_event_id"] == missed["sid"]
+
+
 # ---- a worker without Twilio settings ------------------------------------------------------------
 
 

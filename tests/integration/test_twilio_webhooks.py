@@ -485,3 +485,106 @@ def test_the_worker_logs_neither_message_text_nor_the_auth_token(twilio_worker: 
     assert "refused with 400: parameter Body is given 2 times" in logged
     assert secret not in logged
     assert AUTH_TOKEN not in logged
+
+
+# ---- channels: Twilio names them in the address (`rcs:`, `whatsapp:`) -------------------------------
+
+AGENT = "acme_agent"
+
+
+def entries_by_sender(worker: ServiceProcess, person: str) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(entry["channel"], entry["sender"]): entry for entry in opt_outs(worker, person)}
+
+
+def test_an_rcs_stop_through_a_service_lists_the_sms_senders_of_that_service_the_person_received_from(
+    twilio_worker: ServiceProcess, kafka_brokers: str
+) -> None:
+    person, phone, service = unique("person"), unique_phone(), unique("MG")
+    third = "+14155550177"  # not in the service: an RCS STOP there does not cover it
+    publish_events(
+        kafka_brokers,
+        sent(person, phone, SENDER, messaging_service_sid=service),
+        sent(person, phone, OTHER_SENDER, messaging_service_sid=service),
+        sent(person, phone, third),
+        sent(person, phone, AGENT, channel="rcs", messaging_service_sid=service),
+    )
+    form = inbound_form(from_=f"rcs:{phone}", to=f"rcs:{AGENT}", body="STOP", MessagingServiceSid=service)
+
+    assert inbound(twilio_worker, form).status == 200
+
+    entries = eventually(
+        lambda: (found := entries_by_sender(twilio_worker, person)) and len(found) == 3 and found
+    )
+    assert set(entries) == {("sms", SENDER), ("sms", OTHER_SENDER), ("rcs", AGENT)}
+    sms = entries["sms", SENDER]
+    assert (sms["source_channel"], sms["covers"], sms["keyword"]) == ("rcs", ["sms", "mms", "rcs"], "STOP")
+    assert {(change["channel"], change["source_channel"]) for change in history(twilio_worker, person)} == {
+        ("sms", "rcs"),
+        ("rcs", "rcs"),
+    }
+
+
+def test_a_whatsapp_stop_never_creates_an_sms_entry(
+    twilio_worker: ServiceProcess, kafka_brokers: str
+) -> None:
+    person, phone = unique("person"), unique_phone()
+    publish_events(
+        kafka_brokers, sent(person, phone, SENDER), sent(person, phone, SENDER, channel="whatsapp")
+    )
+    form = inbound_form(from_=f"whatsapp:{phone}", to=f"whatsapp:{SENDER}", body="STOP")
+
+    assert inbound(twilio_worker, form).status == 200
+
+    [entry] = eventually(lambda: opt_outs(twilio_worker, person))
+    assert (entry["channel"], entry["sender"], entry["covers"]) == ("whatsapp", SENDER, ["whatsapp"])
+
+
+def test_a_whatsapp_start_never_clears_an_sms_entry(
+    twilio_worker: ServiceProcess, kafka_brokers: str
+) -> None:
+    person, phone = unique("person"), unique_phone()
+    publish_events(
+        kafka_brokers, sent(person, phone, SENDER), sent(person, phone, SENDER, channel="whatsapp")
+    )
+    assert inbound(twilio_worker, inbound_form(from_=phone, to=SENDER, body="STOP")).status == 200
+    eventually(lambda: senders(twilio_worker, person) == {SENDER})
+
+    start = inbound_form(from_=f"whatsapp:{phone}", to=f"whatsapp:{SENDER}", body="START")
+    assert inbound(twilio_worker, start).status == 200
+
+    assert_folded_after(twilio_worker, kafka_brokers, phone)
+    assert [(e["channel"], e["sender"]) for e in opt_outs(twilio_worker, person)] == [("sms", SENDER)]
+
+
+@pytest.mark.parametrize(
+    ("from_", "to", "named"),
+    [
+        ("telegram:{phone}", "telegram:+14155550100", "From"),
+        ("{phone}", "tel:+14155550100", "To"),
+        ("whatsapp:{phone}", "+14155550100", "From and To"),
+    ],
+)
+def test_an_unknown_channel_prefix_or_two_channels_are_refused_with_400_and_change_nothing(
+    twilio_worker: ServiceProcess, kafka_brokers: str, from_: str, to: str, named: str
+) -> None:
+    person, phone = unique("person"), unique_phone()
+    publish_events(kafka_brokers, sent(person, phone, SENDER))
+
+    answer = inbound(twilio_worker, inbound_form(from_=from_.format(phone=phone), to=to, body="STOP"))
+
+    assert answer.status == 400
+    assert named in answer.body
+    assert_folded_after(twilio_worker, kafka_brokers, phone)
+    assert senders(twilio_worker, person) == set()
+
+
+def test_a_21610_on_rcs_lists_the_rcs_sender(twilio_worker: ServiceProcess, kafka_brokers: str) -> None:
+    person, phone = unique("person"), unique_phone()
+    form = status_form(
+        message_sid=sid(), status="undelivered", to=f"rcs:{phone}", from_=f"rcs:{AGENT}", error_code="21610"
+    )
+
+    assert status(twilio_worker, form, f"?person_id={person}").status == 200
+
+    [entry] = eventually(lambda: opt_outs(twilio_worker, person))
+    assert (entry["channel"], entry["sender"], entry["cause"]) == ("rcs", AGENT, "send_blocked")
