@@ -1,11 +1,16 @@
-"""Progress of a long read for an operator's terminal: events done, events/s, % of the log, ETA;
-a line at most every `interval` seconds, on stderr so that stdout stays for the result."""
+"""Progress of a long read for an operator's terminal: events done, events/s, % of the log, ETA, on
+stderr so that stdout stays for the result. On a terminal a bar (rich) redrawn in place; otherwise
+(a pipe, a log file, a test) a plain line at most every `interval` seconds."""
 
 from __future__ import annotations
 
 import sys
 import time
 from typing import TextIO
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, TaskProgressColumn, TextColumn, TimeRemainingColumn
+from rich.progress import Progress as Bar
 
 
 class Progress:
@@ -17,6 +22,7 @@ class Progress:
         self.out = out or sys.stderr
         self.started = time.monotonic()
         self._shown = self.started
+        self._bar = _bar(label, total, self.out) if self.out.isatty() else None
 
     @property
     def seconds(self) -> float:
@@ -29,6 +35,9 @@ class Progress:
 
     def advance(self, count: int) -> None:
         self.done += count
+        if self._bar is not None:
+            self._bar.update(self._bar.task_ids[0], completed=self.done, rate=self.rate)
+            return
         now = time.monotonic()
         if now - self._shown >= self.interval:
             self._shown = now
@@ -44,10 +53,30 @@ class Progress:
         )
 
     def finish(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()  # the bar stays on the screen as it ended; the summary goes under it
         self._print(f"{self.label}: {self.done:,} events in {self.seconds:.1f} s ({self.rate:,.0f} events/s)")
 
     def _print(self, text: str) -> None:
         print(text, file=self.out, flush=True)
+
+
+def _bar(label: str, total: int, out: TextIO) -> Bar:
+    bar = Bar(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        MofNCompleteColumn(),
+        TextColumn("events, {task.fields[rate]:,.0f}/s"),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=Console(file=out),
+        # A fold of a million events advances thousands of times a second: redraw a few times a second.
+        refresh_per_second=4,
+    )
+    bar.add_task(label, total=total or None, rate=0.0)
+    bar.start()
+    return bar
 
 
 def say(text: str) -> None:
