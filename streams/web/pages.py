@@ -19,6 +19,7 @@ from faust.web import View
 
 from projections.opt_outs import PersonOptOuts
 from projections.point_in_time import as_of
+from schemas.addresses import address_key
 from schemas.events import OptOutEntry
 from streams.services.lists import Lists
 from streams.settings import Settings
@@ -194,7 +195,8 @@ def person_page(state: PersonOptOuts, moment: datetime | None = None, logout_csr
 
 
 def removal_href(person_id: str, entry: OptOutEntry) -> str:
-    query = urllib.parse.urlencode({"sender": entry.sender, "phone": entry.phone})
+    # The sender as the list keys it: `whatsapp:+1...` is another entry than the SMS `+1...`.
+    query = urllib.parse.urlencode({"sender": address_key(entry.channel, entry.sender), "phone": entry.phone})
     return f"{_person_href(person_id)}/remove?{query}"
 
 

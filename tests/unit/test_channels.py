@@ -7,8 +7,10 @@ from __future__ import annotations
 import pytest
 
 from projections.contacts import EMPTY_CONTACTS, Contacts, resolve
+from projections.overrides import override
+from schemas import inputs
 from schemas.events import OptOutCleared, OptOutRecorded
-from tests.unit.conftest import PHONE, SENDER, blocked, received, sent
+from tests.unit.conftest import PHONE, SENDER, at, blocked, received, sent
 from tests.unit.test_rules import history, listed, run
 
 AGENT = "acme_agent"
@@ -176,3 +178,30 @@ def test_person_events_say_the_channel_they_came_on_and_what_they_cover() -> Non
         received("r2", "START", sender=AGENT, service=MG, channel="rcs", minute=2),
     ).emitted
     assert [(type(e), e.sender, e.source_channel) for e in cleared] == [(OptOutCleared, SENDER, "rcs")]
+
+
+def test_an_operator_removes_a_whatsapp_entry_by_its_prefixed_sender_and_the_sms_one_stays() -> None:
+    people = run(
+        sent("s1", "ann"),
+        sent("s2", "ann", channel="whatsapp"),
+        received("r1", "STOP", minute=1),
+        received("r2", "STOP", channel="whatsapp", minute=2),
+    )
+    key = inputs.sender(f"whatsapp:{SENDER}", "US")
+
+    removal = override(
+        people["ann"], key, None, actor="ops", reason="asked by phone", override_id="o1", at=at(3)
+    )
+
+    assert (key, removal.channel, removal.sender) == (f"whatsapp:{SENDER}", "whatsapp", SENDER)
+    assert listed(
+        run(
+            sent("s1", "ann"),
+            sent("s2", "ann", channel="whatsapp"),
+            received("r1", "STOP", minute=1),
+            received("r2", "STOP", channel="whatsapp", minute=2),
+            removal,
+        ),
+        "ann",
+    ) == {(SENDER, PHONE)}
+    assert inputs.sender(" +1 415 555 0100 ", "US") == SENDER  # SMS as always
