@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
-from projections.opt_outs import PersonOptOuts
+from projections.opt_outs import PersonOptOuts, entry_key
 from projections.overrides import override
 from schemas import inputs
+from schemas.addresses import address_key
 from schemas.errors import OptOutsError
 from schemas.events import AnyPersonEvent, OptOutOverridden
 from schemas.inputs import excerpt
@@ -83,7 +84,11 @@ def earlier_override(
     done = next((event for event in history if event.event_id == event_id), None)
     if done is None:
         return None
-    if not isinstance(done, OptOutOverridden) or done.sender != sender or phone not in (None, done.phone):
+    if (
+        not isinstance(done, OptOutOverridden)
+        or address_key(done.channel, done.sender) != sender
+        or phone not in (None, done.phone)
+    ):
         raise KeyReused(
             f"this {IDEMPOTENCY_KEY} was used for another change ({done.type} of {done.sender} at"
             f" {done.phone}): use a new key for a new override"
@@ -130,7 +135,7 @@ class Overrides:
         """Read-your-write: wait, bounded, until the list shows the override."""
         deadline = time.monotonic() + self.wait
         while True:
-            removed = self.lists.state(person_id).removed.get((event.sender, event.phone))
+            removed = self.lists.state(person_id).removed.get(entry_key(event))
             if removed is not None and removed >= event.occurred_at:
                 return True
             if time.monotonic() >= deadline:

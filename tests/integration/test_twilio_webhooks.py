@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,9 +16,9 @@ import pytest
 from streams.engine.topics import PERSON_EVENTS
 from streams.settings import Settings
 from streams.twilio.sender import send_sms
-from tests.factories import sent, unique, unique_phone
+from tests.factories import received, sent, unique, unique_phone
 from tests.integration.kafka import raw_values
-from tests.integration.processes import ServiceProcess, http_json, new_worker
+from tests.integration.processes import ServiceProcess, http_json, new_worker, operator_headers
 from tests.integration.test_pipeline import (
     OTHER_SENDER,
     SENDER,
@@ -588,3 +589,30 @@ def test_a_21610_on_rcs_lists_the_rcs_sender(twilio_worker: ServiceProcess, kafk
 
     [entry] = eventually(lambda: opt_outs(twilio_worker, person))
     assert (entry["channel"], entry["sender"], entry["cause"]) == ("rcs", AGENT, "send_blocked")
+
+
+def test_an_operator_removes_the_whatsapp_entry_by_its_prefixed_sender_and_the_sms_one_stays(
+    twilio_worker: ServiceProcess, kafka_brokers: str
+) -> None:
+    person, phone = unique("person"), unique_phone()
+    publish_events(
+        kafka_brokers,
+        sent(person, phone, SENDER),
+        sent(person, phone, SENDER, channel="whatsapp"),
+        received(phone, SENDER, "STOP"),
+        received(phone, SENDER, "STOP", channel="whatsapp"),
+    )
+    eventually(lambda: len(opt_outs(twilio_worker, person)) == 2)
+    path = urllib.parse.quote(f"whatsapp:{SENDER}", safe="")
+    who = {"actor": "ops@example.com", "reason": "opted in again on WhatsApp"}
+
+    status_code, event = http_json(
+        "DELETE",
+        f"{twilio_worker.url}/people/{person}/sms-opt-outs/{path}",
+        who,
+        headers=operator_headers(twilio_worker),
+    )
+
+    assert status_code == 200, event
+    assert (event["channel"], event["sender"], event["list_updated"]) == ("whatsapp", SENDER, True)
+    assert [(e["channel"], e["sender"]) for e in opt_outs(twilio_worker, person)] == [("sms", SENDER)]
