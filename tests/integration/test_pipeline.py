@@ -80,12 +80,15 @@ def test_stop_after_a_sent_message_puts_the_sender_on_the_list(
 
     [entry] = eventually(lambda: opt_outs(worker, person))
     assert entry == {
+        "channel": "sms",
         "sender": SENDER,
         "phone": phone,
         "since": stop["occurred_at"],
         "cause": "keyword",
         "keyword": "STOP",
         "messaging_service_sid": None,
+        "source_channel": "sms",
+        "covers": ["sms", "mms", "rcs"],
     }
     [change] = history(worker, person)
     assert (change["type"], change["source_event_id"]) == ("opt_out.recorded", stop["event_id"])
