@@ -1,6 +1,7 @@
 """The service's HTTP API as this project's commands call it (`optouts people`, `verify`, `send`, `bench`,
-`soak`): one place that checks the base URL, quotes each path segment and sends the operator token
-(`OPTOUTS_OPERATOR_TOKEN`, else the one a worker of this data dir generated: `operator_token`)."""
+`soak`), and the tests too (`request`): one place that checks the base URL, quotes each path segment
+and sends the operator token (`OPTOUTS_OPERATOR_TOKEN`, else the one a worker of this data dir
+generated: `operator_token`)."""
 
 from __future__ import annotations
 
@@ -76,17 +77,78 @@ class Api:
     def call(self, method: str, *segments: str, body: Any = None, timeout: float = 30.0) -> tuple[int, Any]:
         """One request, for a command line: (status, decoded JSON, or `{"error": text}`); NoAnswer
         when nothing answers."""
-        data = json.dumps(body).encode() if body is not None else None
-        headers = {"Content-Type": "application/json", "Accept": "application/json", **self.headers}
-        request = urllib.request.Request(str(self.url(*segments)), data=data, method=method, headers=headers)
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                return response.status, _decoded(response.read())
-        except urllib.error.HTTPError as error:
-            return error.code, _decoded(error.read(), error.reason)
-        except (urllib.error.URLError, OSError) as error:
-            reason = getattr(error, "reason", error)
-            raise NoAnswer(f"no answer from the service at {self.base}: {reason}") from None
+        headers = {"Accept": "application/json", **self.headers}
+        answer = send(
+            method, self.url(*segments), body=body, headers=headers, timeout=timeout, where=self.base
+        )
+        return answer.status, _decoded(answer.body, answer.reason)
+
+    def request(
+        self,
+        method: str,
+        *segments: str,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        timeout: float = 30.0,
+    ) -> tuple[int, Any]:
+        """Any request, as the tests make them: (status, parsed body); NoAnswer when nothing answers."""
+        headers = {**self.headers, **(headers or {})}
+        answer = send(
+            method, self.url(*segments), body=body, headers=headers, timeout=timeout, where=self.base
+        )
+        return answer.status, answer.parsed()
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the service answered, whatever its status."""
+
+    status: int
+    content_type: str
+    body: bytes
+    reason: str = ""
+
+    def parsed(self) -> Any:
+        """The body: decoded JSON when the answer says it is JSON, else its text."""
+        return json.loads(self.body) if self.content_type == "application/json" else self.body.decode()
+
+
+def send(
+    method: str,
+    url: str | URL,
+    *,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 30.0,
+    where: object = None,
+) -> Answer:
+    """One request with `body` as JSON; the answer whatever its status; NoAnswer, naming `where`
+    (default: the URL), when nothing answers (refused, unreachable, timed out)."""
+    data = json.dumps(body).encode() if body is not None else None
+    sent = {"Content-Type": "application/json", **(headers or {})}
+    request = urllib.request.Request(str(url), data=data, method=method, headers=sent)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return Answer(response.status, response.headers.get_content_type(), response.read())
+    except urllib.error.HTTPError as error:
+        return Answer(error.code, error.headers.get_content_type(), error.read(), str(error.reason))
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise NoAnswer(f"no answer from the service at {where or url}: {reason}") from None
+
+
+def request(
+    method: str,
+    url: str | URL,
+    *,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 30.0,
+) -> tuple[int, Any]:
+    """(status, parsed body: JSON when it is JSON, else text) of one request to `url`; NoAnswer when
+    nothing answers."""
+    answer = send(method, url, body=body, headers=headers, timeout=timeout)
+    return answer.status, answer.parsed()
 
 
 def _decoded(body: bytes, reason: str = "") -> Any:

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 from streams.engine.broker import free_port
+from streams.web import api_client
 
 # A consumer-group join waits for the rebalance timeout on Tansu: keep it short in tests.
 TEST_TIMEOUTS = {"OPTOUTS_SESSION_TIMEOUT": "6", "OPTOUTS_REBALANCE_TIMEOUT": "6"}
@@ -133,19 +131,9 @@ def new_worker(brokers: str, tmp: Path, app_id: str, log_path: Path, **extra: st
 def http_json(
     method: str, url: str, body: Any = None, timeout: float = 10.0, headers: dict[str, str] | None = None
 ) -> tuple[int, Any]:
-    """(status, decoded JSON or text); (0, None) when nothing answers."""
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(
-        url, data=data, method=method, headers={"Content-Type": "application/json", **(headers or {})}
-    )
+    """(status, decoded JSON or text) through the CLI's client (streams.web.api_client); (0, None)
+    when nothing answers, which a test waiting for a worker reads as "not yet"."""
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, _decode(response.read(), response.headers.get_content_type())
-    except urllib.error.HTTPError as error:
-        return error.code, _decode(error.read(), error.headers.get_content_type())
-    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return api_client.request(method, url, body=body, headers=headers, timeout=timeout)
+    except api_client.NoAnswer:
         return 0, None
-
-
-def _decode(body: bytes, content_type: str) -> Any:
-    return json.loads(body) if content_type == "application/json" else body.decode()

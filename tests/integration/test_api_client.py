@@ -16,7 +16,7 @@ import pytest
 
 from streams.settings import Settings
 from streams.twilio.sender import GuardedSender, SendResult
-from streams.web.api_client import Api
+from streams.web.api_client import Api, NoAnswer, api_url, request
 from tests.factories import received, sent, unique, unique_phone
 from tests.integration.processes import ROOT, ServiceProcess, http_json, new_worker
 from tests.integration.test_http_api import raw_http, request_head
@@ -122,3 +122,17 @@ def test_the_api_url_of_a_person_id_is_taken_as_it_is() -> None:
     assert str(api.url("people", "a/b{c}", "x")) == "http://127.0.0.1:6066/prefix/people/a%2Fb%7Bc%7D/x"
     assert api.headers == {"Authorization": f"Bearer {TOKEN}"}
     assert os.environ.get("OPTOUTS_OPERATOR_TOKEN") != TOKEN  # nothing leaked into this process
+
+
+def test_the_tests_json_requests_go_through_the_same_client(guarded: ServiceProcess, opted_out: str) -> None:
+    """tests/integration/processes.http_json is this client's `request`: the token, each path segment
+    quoted whole, the body parsed as the answer's type says; NoAnswer where nothing listens."""
+    with_token = Api(api_url(guarded.url), TOKEN)
+    status, body = with_token.request("GET", "people", opted_out, "sms-opt-outs")
+    assert status == 200 and body["person_id"] == opted_out and body["opt_outs"]
+
+    status, body = Api(api_url(guarded.url), None).request("GET", "people", opted_out, "sms-opt-outs")
+    assert status == 401 and "operator token" in body["error"]
+
+    with pytest.raises(NoAnswer):
+        request("GET", "http://127.0.0.1:9/ready", timeout=5)
