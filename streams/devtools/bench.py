@@ -35,6 +35,7 @@ from streams.devtools.workload import generate
 from streams.engine.broker import EmbeddedBroker, free_port
 from streams.engine.recovery import log_end_offsets
 from streams.engine.topics import MESSAGING_EVENTS, OPT_OUTS, create_topics
+from streams.rebuild.progress import Progress
 from streams.rebuild.replay import replay
 from streams.settings import Settings
 from streams.web.api_client import Api
@@ -308,6 +309,7 @@ async def measure_pipeline(workers: list[Worker], total: int, marker: str) -> fl
 async def produce(servers: list[str], records: list[tuple[bytes, bytes]]) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=servers, acks="all", linger_ms=20, max_batch_size=1 << 20)
     await producer.start()
+    shown = Progress("[bench] producing", len(records), quiet=True)  # a bar on a terminal only
     try:
         for start in range(0, len(records), 5000):
             batch = [
@@ -315,7 +317,9 @@ async def produce(servers: list[str], records: list[tuple[bytes, bytes]]) -> Non
                 for key, value in records[start : start + 5000]
             ]
             await asyncio.gather(*batch)
+            shown.advance(len(batch))
     finally:
+        shown.finish()
         await producer.stop()
 
 

@@ -43,6 +43,7 @@ from streams.engine.topics import (
     changelog_topic,
     create_topics,
 )
+from streams.rebuild.progress import Progress
 from streams.rebuild.verify import Verification, VerifyError, verify
 from streams.settings import Settings
 
@@ -185,10 +186,12 @@ async def soak(plan: Plan, settings: Settings, work: Path, outcome: Outcome) -> 
     await producer.start()
     started = time.monotonic()
     streaming: asyncio.Task[None] | None = None
+    # A bar on a terminal only: the kills are told above it, as in a log.
+    streamed = Progress("[soak] streaming", len(events), quiet=True)
     try:
         for incarnation, part in enumerate(slices):
             worker.start(incarnation)
-            streaming = asyncio.create_task(stream(producer, part, plan.rate))
+            streaming = asyncio.create_task(stream(producer, part, plan.rate, streamed))
             if incarnation < plan.kills:
                 kill = await kill_at_random_moment(worker, moments, incarnation, len(part))
                 outcome.kills.append(kill)
@@ -198,6 +201,7 @@ async def soak(plan: Plan, settings: Settings, work: Path, outcome: Outcome) -> 
                     f" start, {kill.folded:,} events folded"
                 )
             await streaming
+        streamed.finish()
         outcome.timings["produce_and_kill_s"] = time.monotonic() - started
         progress("streamed every event; the last incarnation runs to the end")
         caught_up = time.monotonic()
@@ -209,6 +213,7 @@ async def soak(plan: Plan, settings: Settings, work: Path, outcome: Outcome) -> 
             outcome.evidence = await evidence(settings, outcome)
             (work / "problems.txt").write_text("\n".join([*outcome.problems, *outcome.evidence, ""]))
     finally:
+        streamed.finish()  # a bar left running would keep the terminal's cursor hidden
         worker.stop()
         if streaming is not None and not streaming.done():  # the soak failed while it streamed
             streaming.cancel()
@@ -228,7 +233,9 @@ def cut(events: Sequence[dict[str, Any]], parts: int) -> list[list[dict[str, Any
     return slices
 
 
-async def stream(producer: AIOKafkaProducer, events: Sequence[dict[str, Any]], rate: float) -> None:
+async def stream(
+    producer: AIOKafkaProducer, events: Sequence[dict[str, Any]], rate: float, streamed: Progress
+) -> None:
     """Send `events` keyed by phone at about `rate` per second, each acknowledged by all replicas."""
     began = time.monotonic()
     pending = []
@@ -238,9 +245,11 @@ async def stream(producer: AIOKafkaProducer, events: Sequence[dict[str, Any]], r
         )
         if index % 100 == 99:
             await asyncio.gather(*pending)
+            streamed.advance(len(pending))
             pending.clear()
             await asyncio.sleep(max(0.0, began + (index + 1) / rate - time.monotonic()))
     await asyncio.gather(*pending)
+    streamed.advance(len(pending))
 
 
 async def kill_at_random_moment(

@@ -1,6 +1,7 @@
 """Progress of a long read for an operator's terminal: events done, events/s, % of the log, ETA, on
 stderr so that stdout stays for the result. On a terminal a bar (rich) redrawn in place; otherwise
-(a pipe, a log file, a test) a plain line at most every `interval` seconds."""
+(a pipe, a log file, a test) a plain line at most every `interval` seconds, or nothing (`quiet`) for
+work that prints its own lines there."""
 
 from __future__ import annotations
 
@@ -14,7 +15,15 @@ from rich.progress import Progress as Bar
 
 
 class Progress:
-    def __init__(self, label: str, total: int, *, interval: float = 1.0, out: TextIO | None = None) -> None:
+    def __init__(
+        self,
+        label: str,
+        total: int,
+        *,
+        interval: float = 1.0,
+        out: TextIO | None = None,
+        quiet: bool = False,
+    ) -> None:
         self.label = label
         self.total = total
         self.done = 0
@@ -22,6 +31,8 @@ class Progress:
         self.out = out or sys.stderr
         self.started = time.monotonic()
         self._shown = self.started
+        self.quiet = quiet
+        self._finished = False
         self._bar = _bar(label, total, self.out) if self.out.isatty() else None
 
     @property
@@ -39,7 +50,7 @@ class Progress:
             self._bar.update(self._bar.task_ids[0], completed=self.done, rate=self.rate)
             return
         now = time.monotonic()
-        if now - self._shown >= self.interval:
+        if not self.quiet and now - self._shown >= self.interval:
             self._shown = now
             self._print(self.line())
 
@@ -53,8 +64,14 @@ class Progress:
         )
 
     def finish(self) -> None:
+        """The summary line, once however often it is called (a `finally` may call it again)."""
+        if self._finished:
+            return
+        self._finished = True
         if self._bar is not None:
             self._bar.stop()  # the bar stays on the screen as it ended; the summary goes under it
+        elif self.quiet:
+            return
         self._print(f"{self.label}: {self.done:,} events in {self.seconds:.1f} s ({self.rate:,.0f} events/s)")
 
     def _print(self, text: str) -> None:
@@ -63,7 +80,7 @@ class Progress:
 
 def _bar(label: str, total: int, out: TextIO) -> Bar:
     bar = Bar(
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),
         BarColumn(),
         TaskProgressColumn(),
         MofNCompleteColumn(),

@@ -36,3 +36,24 @@ def test_a_terminal_gets_a_bar_and_the_summary_line_under_it() -> None:
     assert "━" in shown and "100%" in shown and "ETA" in shown
     assert "of 1,000 events (" not in shown  # no plain lines under the bar
     assert shown.splitlines()[-1].endswith("events/s)") and "stage 1: 1,000 events in " in shown
+
+
+def test_quiet_work_prints_nothing_but_its_own_lines_off_a_terminal() -> None:
+    out = io.StringIO()
+    progress = Progress("[soak] streaming", 1000, interval=0.0, out=out, quiet=True)
+
+    progress.advance(500)
+    progress.finish()
+
+    assert out.getvalue() == ""
+
+
+def test_the_summary_is_shown_once_however_often_finish_is_called() -> None:
+    out = io.StringIO()
+    progress = Progress("stage 1", 10, out=out)
+
+    progress.advance(10)
+    progress.finish()
+    progress.finish()
+
+    assert len(out.getvalue().splitlines()) == 1
