@@ -109,10 +109,12 @@ _DATE_TIME_DESCRIPTION = (
 # value is a possible phone number is phonenumbers' to say, not a regular expression's.
 _NUMBERS = {
     "phone": "The person's phone number: E.164 (read from writers also as a national number of the"
-    " service's default region). That it is a possible phone number is checked by the service, with"
-    " phonenumbers, beyond this schema.",
-    "sender": "Our Twilio number: E.164, a short code (3 to 8 digits) or an alphanumeric sender ID (up to"
-    " 11 letters, digits and spaces, at least one letter). That a number is a possible phone number is"
+    " service's default region), on every channel, without Twilio's channel prefix. That it is a possible"
+    " phone number is checked by the service, with phonenumbers, beyond this schema.",
+    "sender": "Our Twilio sender on the value's `channel`, without Twilio's channel prefix: on `sms` (the"
+    " default) an E.164 number, a short code (3 to 8 digits) or an alphanumeric sender ID (up to 11"
+    " letters, digits and spaces, at least one letter); on `rcs` an E.164 number or an agent id; on"
+    " `whatsapp` an E.164 number. That a number is a possible phone number, and has no prefix, is"
     " checked by the service, with phonenumbers, beyond this schema.",
 }
 
