@@ -4,11 +4,14 @@ a redelivery of any event changes no list."""
 
 from __future__ import annotations
 
+import json
+
 import phonenumbers
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from projections.contacts import EMPTY_CONTACTS, Contacts, resolve
 from schemas.addresses import (
     NO_PHONE_PREFIXES,
     PREFIXES,
@@ -169,3 +172,20 @@ def test_a_redelivery_of_any_event_changes_no_list(
     again = data.draw(st.sampled_from(log))
 
     assert lists(run(*log, again)) == lists(run(*log))
+
+
+@PROPERTIES
+@given(steps=st.lists(step, max_size=25))
+def test_contacts_read_back_from_the_table_fold_every_channel_as_the_live_ones(
+    steps: list[tuple[str, str, tuple[str, str], str | None, str, int]],
+) -> None:
+    live, stored = EMPTY_CONTACTS, EMPTY_CONTACTS
+    for event in build(steps):
+        from_live = resolve(live, event)
+        from_stored = resolve(Contacts.from_json(json.loads(json.dumps(stored.to_json()))), event)
+        live, stored = from_live.contacts, from_stored.contacts
+
+        assert [e.model_dump_json() for e in from_stored.emitted] == [
+            e.model_dump_json() for e in from_live.emitted
+        ]
+    assert json.loads(json.dumps(stored.to_json())) == json.loads(json.dumps(live.to_json()))
