@@ -8,6 +8,7 @@ import json
 import sys
 from typing import Any
 
+from schemas.addresses import address_key
 from schemas.inputs import InvalidInput
 from schemas.inputs import person_id as checked_person_id
 from streams.settings import Settings
@@ -72,7 +73,8 @@ def show_command(args: argparse.Namespace, settings: Settings) -> int:
     print(f"SMS opt-outs of {args.person_id}:")
     print_table(
         ["SENDER", "PHONE", "SINCE", "CAUSE"],
-        [[e["sender"], e["phone"], e["since"], describe(e["cause"], e["keyword"])] for e in entries],
+        # A sender on another channel than SMS as the list keys it (`whatsapp:+1...`): what `remove` takes.
+        [[_address(e), e["phone"], e["since"], describe(e["cause"], e["keyword"])] for e in entries],
     )
     return 0
 
@@ -93,7 +95,7 @@ def history_command(args: argparse.Namespace, settings: Settings) -> int:
             [
                 c["occurred_at"],
                 c["type"].removeprefix("opt_out."),
-                c["sender"],
+                _address(c),
                 c["phone"],
                 describe(c["cause"], c["keyword"]),
                 c.get("actor", ""),
@@ -151,3 +153,7 @@ def print_table(headers: list[str], rows: list[list[str]]) -> None:
     widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=False)]
     for row in [headers, *rows]:
         print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+def _address(item: dict[str, Any]) -> str:
+    return address_key(str(item.get("channel", "sms")), str(item["sender"]))
