@@ -35,7 +35,7 @@ from streams.devtools.workload import generate
 from streams.engine.broker import EmbeddedBroker, free_port
 from streams.engine.recovery import log_end_offsets
 from streams.engine.topics import MESSAGING_EVENTS, OPT_OUTS, create_topics
-from streams.rebuild.progress import Progress
+from streams.progress import Progress
 from streams.rebuild.replay import replay
 from streams.settings import Settings
 from streams.web.api_client import Api

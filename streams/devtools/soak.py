@@ -43,7 +43,7 @@ from streams.engine.topics import (
     changelog_topic,
     create_topics,
 )
-from streams.rebuild.progress import Progress
+from streams.progress import Progress
 from streams.rebuild.verify import Verification, VerifyError, verify
 from streams.settings import Settings
 

@@ -25,7 +25,7 @@ from schemas.events import AnyPersonEvent, MessagingEvent
 from streams.engine.log_reader import Span, read, total
 from streams.pipeline.admission import messaging_event, person_event
 from streams.pipeline.placement import expected_partition, likely_cause
-from streams.rebuild.progress import Progress
+from streams.progress import Progress
 from streams.settings import Settings
 
 E = TypeVar("E", MessagingEvent, AnyPersonEvent)

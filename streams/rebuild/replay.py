@@ -40,9 +40,9 @@ from streams.engine.topics import (
 )
 from streams.pipeline.generations import Generation, built_generations, current_generation, switch_generation
 from streams.pipeline.person_history import history_writes
+from streams.progress import say
 from streams.rebuild.group_offsets import commit_offsets, committed_offsets
 from streams.rebuild.offline_fold import LogRead, fold_messaging_log, read_person_log
-from streams.rebuild.progress import say
 from streams.settings import Settings
 
 # (topic, partition or None for the key's, key, value)

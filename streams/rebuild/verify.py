@@ -39,9 +39,9 @@ from streams.engine.topics import (
 )
 from streams.pipeline.generations import Generation, current_generation
 from streams.pipeline.person_history import is_history_key
+from streams.progress import say
 from streams.rebuild.group_offsets import committed_offsets
 from streams.rebuild.offline_fold import fold_messaging_log, read_person_log
-from streams.rebuild.progress import say
 from streams.settings import Settings
 from streams.web.api_client import Api
 

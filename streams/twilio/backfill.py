@@ -26,6 +26,7 @@ from schemas.codec import decode_messaging_event, encode
 from schemas.errors import DecodeError, InvalidNumber, OptOutsError
 from schemas.events import MessageReceived
 from streams.engine.topics import MESSAGING_EVENTS
+from streams.progress import Progress as Counted
 from streams.settings import Settings
 from streams.twilio.api import twilio_client
 from streams.twilio.forms import message_addresses
@@ -251,6 +252,8 @@ async def _publish(settings: Settings, plan: BackfillPlan) -> None:
         bootstrap_servers=settings.brokers, acks="all", request_timeout_ms=int(settings.send_timeout * 1000)
     )
     await producer.start()
+    # A bar on a terminal only: off one, the backfill's own lines say what it does.
+    published = Counted("publishing", len(plan.publish), quiet=True)
     try:
         # In order, each acknowledged before the next: a phone's messages keep their time order.
         for event in plan.publish:
@@ -258,9 +261,11 @@ async def _publish(settings: Settings, plan: BackfillPlan) -> None:
                 producer.send_and_wait(MESSAGING_EVENTS, encode(event), key=event.phone.encode()),
                 settings.send_timeout,
             )
+            published.advance(1)
     except Exception as exc:
         raise BackfillError(
             f"publishing to {MESSAGING_EVENTS} failed: {exc!r} (run the backfill again)"
         ) from exc
     finally:
+        published.finish()
         await producer.stop()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 
-from streams.rebuild.progress import Progress
+from streams.progress import Progress
 
 
 class Terminal(io.StringIO):
