@@ -80,6 +80,8 @@ class Applied(NamedTuple):
     def with_person(self, key: str, person: str) -> Applied:
         if key == self.key:
             return self._replace(persons=(*self.persons, person))
+        if self.persons_at(key) is None:  # a sender it covers that was not known when it was folded
+            return self._replace(covered=(*self.covered, (key, (person,))))
         covered = tuple((k, (*p, person) if k == key else p) for k, p in self.covered)
         return self._replace(covered=covered)
 
@@ -261,18 +263,39 @@ def _sent(event: MessageSent, contacts: Contacts, keywords: Keywords) -> Resolut
     recipients = {**contacts.recipients, sender: {**persons, person: sent_at}}
     changed = Contacts(recipients, contacts.blocked, contacts.applied, contacts.standing, services)
     standing = contacts.standing.get(sender)
+    if standing is None:
+        # A sender no keyword has named yet: one on the other unified channel may cover it (same
+        # address or Messaging Service), folded before this sender was known here. It stands for it.
+        standing = _covering(contacts, event, sender)
+        if standing is not None:
+            changed = replace(changed, standing={**contacts.standing, sender: standing})
     if standing is None or not standing.opt_out or sent_at > standing.occurred_at:
         return Resolution(changed)
     # A send that occurred before the standing opt-out keyword but reached the fold after it: the
     # keyword applies to this person now, as it would have had the send come first.
     keyword = contacts.applied[standing.event_id]
-    already = keyword.persons_at(sender)
-    if already is None or person in already:
+    if person in (keyword.persons_at(sender) or ()):
         return Resolution(changed)
     now_applied = keyword.with_person(sender, person)
     applied = {**contacts.applied, standing.event_id: now_applied}
     emitted = _emit(standing.event_id, event.phone, now_applied.only(sender, person))
     return Resolution(replace(changed, applied=applied), emitted)
+
+
+def _covering(contacts: Contacts, event: MessageSent, sender: str) -> Standing | None:
+    """The latest keyword of the other unified channel that covers `sender` (sent `event`), or None."""
+    if event.channel not in UNIFIED:
+        return None
+    service = event.messaging_service_sid
+    found: Standing | None = None
+    for standing in contacts.standing.values():
+        keyword = contacts.applied.get(standing.event_id)
+        if keyword is None or keyword.channel not in UNIFIED or keyword.channel == event.channel:
+            continue
+        same_service = service is not None and keyword.messaging_service_sid == service
+        if (keyword.sender == event.sender or same_service) and (found is None or standing > found):
+            found = standing
+    return found
 
 
 def _sortable(moment: datetime) -> str:

@@ -205,3 +205,30 @@ def test_an_operator_removes_a_whatsapp_entry_by_its_prefixed_sender_and_the_sms
         "ann",
     ) == {(SENDER, PHONE)}
     assert inputs.sender(" +1 415 555 0100 ", "US") == SENDER  # SMS as always
+
+
+def test_a_late_send_from_an_sms_sender_of_the_service_unknown_when_the_rcs_stop_was_folded_is_listed() -> (
+    None
+):
+    people = run(
+        received("r1", "STOP", sender=AGENT, service=MG, channel="rcs", minute=5),
+        sent("s1", "ann", service=MG, minute=1),  # occurred before the STOP, folded after it
+        sent("s2", "bob", service=MG, minute=6),  # after the STOP: Twilio would have blocked it
+        sent("s3", "cat", sender=SMS_2, minute=1),  # not through the service, another number
+    )
+
+    assert listed(people, "ann") == {(SENDER, PHONE)}
+    assert people["ann"].entries[(SENDER, PHONE)].source_channel == "rcs"
+    assert listed(people, "bob") == set()
+    assert listed(people, "cat") == set()
+
+
+def test_a_late_send_before_an_rcs_start_that_covers_it_is_not_undone_by_an_older_stop() -> None:
+    people = run(
+        sent("s0", "bob", sender=AGENT, service=MG, channel="rcs"),
+        received("r2", "START", sender=AGENT, service=MG, channel="rcs", minute=5),
+        sent("s1", "ann", service=MG, minute=1),
+        received("r1", "STOP", service=MG, minute=3),  # older than the START: of the past
+    )
+
+    assert listed(people, "ann") == set()
