@@ -74,3 +74,21 @@ def blocked(person_id: str, phone: str, sender: str, **fields: Any) -> dict[str,
         "error_code": 21610,
         **fields,
     }
+
+
+def recorded(person_id: str, phone: str, sender: str, **fields: Any) -> dict[str, Any]:
+    """An `opt_out.recorded` (a STOP stage 1 derived a moment ago), as on `sms-person-events`."""
+    return {
+        "type": "opt_out.recorded",
+        "event_id": unique("derived"),
+        "schema_version": 1,
+        "occurred_at": now(),
+        "person_id": person_id,
+        "sender": sender,
+        "phone": phone,
+        "source_event_id": unique("SM"),
+        "cause": "keyword",
+        "keyword": "STOP",
+        "messaging_service_sid": None,
+        **fields,
+    }

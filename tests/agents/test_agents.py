@@ -30,7 +30,7 @@ from streams.pipeline.person_history import read_history
 from streams.pipeline.placement import expected_partition
 from streams.settings import Settings
 from streams.worker import Service, build_service
-from tests.factories import received, sent, unique, unique_phone
+from tests.factories import received, recorded, sent, unique, unique_phone
 from tests.integration.kafka import latest_values, raw_values
 from tests.integration.test_placement import placed
 
@@ -196,17 +196,7 @@ def test_project_keeps_a_null_value_and_a_time_out_of_range_aside_and_folds_what
     kafka_brokers: str, tmp_path: Path
 ) -> None:
     person = unique("person")
-    stop = OptOutRecorded(
-        event_id=unique("derived"),
-        occurred_at=datetime.now(UTC),
-        person_id=person,
-        sender=SENDER,
-        phone=unique_phone(),
-        cause="keyword",
-        keyword="STOP",
-        source_event_id=unique("SM"),
-    )
-    value = json.loads(encode(stop))
+    value = recorded(person, unique_phone(), SENDER)
 
     async def scenario(service: Service, agent: Any) -> None:
         await put_batch(

@@ -9,7 +9,6 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from projections.opt_outs import project_all
 from schemas.events import OptOutRecorded
 from streams.engine.log_reader import read, snapshot
 from streams.engine.topics import DEAD_LETTERS, MESSAGING_EVENTS, OPT_OUTS, PERSON_EVENTS
-from tests.factories import blocked, received, sent, unique, unique_phone
+from tests.factories import blocked, received, recorded, sent, unique, unique_phone
 from tests.integration.kafka import latest_values, publish, run
 from tests.integration.processes import ROOT, ServiceProcess, http_json, new_worker
 from tests.integration.test_pipeline import SENDER, eventually, history, opt_outs, publish_events, senders
@@ -157,17 +156,7 @@ def test_a_null_value_and_a_time_out_of_range_on_the_person_log_are_kept_aside_a
     worker: ServiceProcess, kafka_brokers: str
 ) -> None:
     person = unique("person")
-    recorded = OptOutRecorded(
-        event_id=unique("derived"),
-        occurred_at=datetime.now(UTC),
-        person_id=person,
-        sender=SENDER,
-        phone=unique_phone(),
-        cause="keyword",
-        keyword="STOP",
-        source_event_id=unique("SM"),
-    )
-    value = json.loads(recorded.model_dump_json())
+    value = recorded(person, unique_phone(), SENDER)
     overflowing = {**value, "event_id": unique("derived"), "occurred_at": "9999-12-31T23:59:59-05:00"}
     publish(kafka_brokers, PERSON_EVENTS, [(person, None), (person, overflowing), (person, value)])
 
