@@ -125,7 +125,8 @@ async def project_records(
                 await unit.put(chunk, changes)
         # The whole list, not only its entries: an opt-out recorded and cleared within
         # one batch leaves the entries as they were but changes the list's history.
-        if unit.redelivered or state.as_list() != before.as_list():
-            await unit.send(OPT_OUTS, key, encode(state.as_list()))
+        listed = state.as_list()
+        if unit.redelivered or listed != before.as_list():
+            await unit.send(OPT_OUTS, key, encode(listed))
             list_size(len(state.entries))
     return folded
