@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PROMTOOL ?= promtool
 
-.PHONY: configuration run test test-unit test-integration test-deploy bench soak replay verify schemas openapi lint format constraints clean
+.PHONY: configuration run test test-unit test-integration test-deploy bench bench-replay soak replay verify schemas openapi lint format constraints clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11 or newer is needed")'
@@ -31,6 +31,9 @@ test-deploy: $(STAMP)  ## deploy/ checked offline: alert rules (promtool), dashb
 
 bench: $(STAMP)  ## throughput, latency and memory of each mix (BENCH_ARGS="--baseline REF": against a commit)
 	$(BIN)/optouts bench $(BENCH_ARGS)
+
+bench-replay: $(STAMP)  ## replay logs of 1M and 4M events with 1, then 2 processes: wall time, speedup, peak RSS (REPLAY_BENCH_ARGS)
+	$(BIN)/optouts bench-replay $(REPLAY_BENCH_ARGS)
 
 soak: $(STAMP)  ## crash soak: SIGKILL and restart a worker while events stream in; every list must be the log's fold
 	$(BIN)/optouts soak $(SOAK_ARGS)

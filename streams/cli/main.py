@@ -127,6 +127,11 @@ DEV_COMMANDS: dict[str, tuple[str, str, str]] = {  # command: (module, its add_c
         "add_bench_commands",
         "measure throughput, latency and memory; print one JSON line per mix",
     ),
+    "bench-replay": (
+        "streams.devtools.replay_bench",
+        "add_bench_replay_commands",
+        "replay logs of several sizes with 1, 2... processes; print wall time, speedup and peak RSS",
+    ),
     "soak": (
         "streams.devtools.soak",
         "add_soak_commands",
@@ -146,6 +151,7 @@ def command_groups(asked_for: str | None = None) -> list[CommandGroup]:
         add_operator_commands,
         add_dead_letter_commands,
         dev_commands("bench", asked_for),
+        dev_commands("bench-replay", asked_for),
         dev_commands("soak", asked_for),
         add_twilio_commands,
         add_replay_commands,
