@@ -1,95 +1,59 @@
-"""The offline fold of both logs, shared by replay and verification: stage 1 over the whole messaging
-log, the facts it derives that the person log lacks, and stage 2 over the person log. No I/O: the
-shell reads the logs and hands the events over in batches, in each partition's order.
+"""What a replay appends to the person log: the facts stage 1 derives from the messaging log that the
+person log lacks (a changed fold: a new custom keyword applies to the past), each only when folding
+it changes its person's state. No I/O: the shell (streams.rebuild) streams the logs through it
+partition by partition; `new_facts` is the same rule over whole logs in memory.
+
+Stage 2 judges every event by its `occurred_at` (projections.opt_outs), so a new fact that the log
+already decides (an opt-in keyword from last year, after which the person sent STOP last week; a
+21610 older than an override of its entry) folds to the state it was: it is not appended. The facts
+that do change a state are appended in time order, each folded after those before it.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import cast
 
-from projections.contacts import EMPTY_CONTACTS, Contacts, resolve
-from projections.keywords import DEFAULT_KEYWORDS, Keywords
-from schemas.events import AnyPersonEvent, MessagingEvent, OptOutOverridden, PersonEvent
-
-# The unit of the list: a person's entry for one sender at one phone. A phone's events are folded in
-# order, so all the derived events about one entry come from one phone, in that phone's order.
-Entry = tuple[str, str, str]  # (person_id, sender, phone)
-
-
-def entry_of(event: PersonEvent) -> Entry:
-    return (event.person_id, event.sender, event.phone)
-
-
-@dataclass
-class MessagingFold:
-    """Stage 1 over a whole log, fed batch by batch in partition order: each phone's contacts, every
-    person event the fold derives (in fold order, each id once), and the position of every keyword
-    or blocked event in the fold (a derived event's place in its phone's order)."""
-
-    keywords: Keywords = DEFAULT_KEYWORDS
-    contacts: dict[str, Contacts] = field(default_factory=dict)
-    derived: dict[str, PersonEvent] = field(default_factory=dict)  # by event id, in fold order
-    positions: dict[str, int] = field(default_factory=dict)  # source event id -> position
-    folded: int = 0
-
-    def add(self, events: Iterable[MessagingEvent]) -> None:
-        for event in events:
-            if event.type != "message.sent":  # only these derive person events
-                self.positions.setdefault(event.event_id, self.folded)
-            self.folded += 1
-            resolution = resolve(self.contacts.get(event.phone, EMPTY_CONTACTS), event, self.keywords)
-            if resolution.contacts is not EMPTY_CONTACTS:
-                self.contacts[event.phone] = resolution.contacts
-            for emitted in resolution.emitted:
-                self.derived.setdefault(emitted.event_id, emitted)
+from projections.opt_outs import PersonOptOuts, project, project_log
+from schemas.events import AnyPersonEvent, PersonEvent
 
 
 @dataclass(frozen=True)
 class NewFacts:
     """What stage 1 derives that the person log lacks: `append` goes to the end of the log; each of
-    `superseded` is already decided by a later fact about its entry that is in the log."""
+    `superseded` changes nothing, its entry decided by what the log holds."""
 
     append: tuple[PersonEvent, ...]
     superseded: tuple[PersonEvent, ...]
 
 
-def new_facts(
-    derived: Iterable[PersonEvent], positions: Mapping[str, int], person_log: Iterable[AnyPersonEvent]
-) -> NewFacts:
-    """The derived events whose ids the person log does not hold yet: facts a changed fold (a new
-    custom keyword) finds in the past.
+def time_order(fact: PersonEvent) -> tuple[str, str]:
+    """The order new facts are appended in: by `occurred_at`, then id (a fixed-width UTC text, so
+    that a store's byte order of it is time order)."""
+    return (fact.occurred_at.isoformat(timespec="microseconds"), fact.event_id)
 
-    Appended, they are folded after everything already in the log. Whether an entry is on a list
-    depends only on the last event about it (recorded: on it; cleared or overridden: off), so a new
-    fact is appended only when no fact about the same entry that is already in the log is later:
-    a derived event from a later message of the phone (one whose source is not in `positions` came
-    after the part of the log that was folded), or an override at or after its time. A superseded
-    fact would otherwise undo what came after it: a new opt-in keyword from last year must not clear
-    the STOP sent last week.
-    """
-    in_log: set[str] = set()
-    latest_source: dict[Entry, float] = {}
-    latest_override: dict[Entry, datetime] = {}
-    for event in person_log:
-        in_log.add(event.event_id)
-        entry = entry_of(event)
-        if isinstance(event, OptOutOverridden):
-            latest_override[entry] = max(latest_override.get(entry, event.occurred_at), event.occurred_at)
-        else:
-            position = positions.get(event.source_event_id, math.inf)
-            latest_source[entry] = max(latest_source.get(entry, -math.inf), position)
+
+def admit(state: PersonOptOuts, fact: PersonEvent) -> PersonOptOuts | None:
+    """`state` with `fact` folded, or None when the fact changes nothing (superseded)."""
+    projected = project(state, cast("AnyPersonEvent", fact))  # stage 1 derives recordings and clearings
+    return None if projected is state else projected
+
+
+def new_facts(derived: Iterable[PersonEvent], person_log: Iterable[AnyPersonEvent]) -> NewFacts:
+    """The derived events whose ids the person log does not hold yet and that change a state, folded
+    after the whole log, in time order."""
+    events = list(person_log)
+    in_log = {event.event_id for event in events}
+    missing = {fact.event_id: fact for fact in derived if fact.event_id not in in_log}
+    states = project_log(events)
     append: list[PersonEvent] = []
     superseded: list[PersonEvent] = []
-    for fact in derived:
-        if fact.event_id in in_log:
-            continue
-        entry = entry_of(fact)
-        overridden = latest_override.get(entry)
-        later = latest_source.get(entry, -math.inf) > positions.get(fact.source_event_id, math.inf) or (
-            overridden is not None and overridden >= fact.occurred_at
-        )
-        (superseded if later else append).append(fact)
+    for fact in sorted(missing.values(), key=time_order):
+        admitted = admit(states.get(fact.person_id) or PersonOptOuts(fact.person_id), fact)
+        if admitted is None:
+            superseded.append(fact)
+        else:
+            states[fact.person_id] = admitted
+            append.append(fact)
     return NewFacts(tuple(append), tuple(superseded))

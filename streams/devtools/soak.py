@@ -327,7 +327,8 @@ def problems(result: Verification) -> list[str]:
         )
     if result.underived:
         lines.append(
-            f"{len(result.underived):,} events in {PERSON_EVENTS} are not what the fold of"
+            f"{max(result.underived_count, len(result.underived)):,} events in {PERSON_EVENTS} are not"
+            " what the fold of"
             f" {MESSAGING_EVENTS} derives, e.g. {', '.join(result.underived[:3])}"
         )
     return lines

@@ -2,51 +2,52 @@
 store of a new generation, then switch the workers to it (`streams.pipeline.generations`). The running
 generation answers until the switch.
 
-1. Snapshot the real ends of both logs; fold `sms-messaging-events` up to it (stage 1, per phone).
-2. Append to `sms-person-events` the facts the fold derives that the log lacks (a changed fold: a new
-   custom keyword applies to the past), then fold the whole person log (stage 2, per person).
-3. Write every state to the new generation's changelogs, exactly as Faust writes table values, on
-   the partition of the state's events; commit the new consumer group's offsets where the folds
-   stopped, so its workers go on from there and fold what arrived during the replay.
-4. Publish every person's list to `sms-opt-outs`; switch.
+The rebuild runs as the workers run: partition by partition, on one process or several (`--processes N`
+here, `--part K/N` on other machines), each partition's state in a local RocksDB store of its own, so that
+memory does not grow with the log (streams.rebuild.part):
+
+1. Stage 1, per phone partition: `sms-messaging-events` to the end it has when the partition is first
+   taken, folded by the agents' own rule; the facts it derives cross to the persons' partitions through
+   the replay's exchange topic (streams.rebuild.exchange).
+2. Stage 2, per person partition: the derived facts the person log lacks (a changed fold: a new custom
+   keyword applies to the past) are appended to it when they change a state (projections.rebuild); the
+   whole person log is folded, those facts and whatever arrived meanwhile included.
+3. Every state goes to the new generation's changelogs, exactly as the agents write table values, on its
+   partition; the new consumer group's offsets are committed where the folds stopped, so its workers go
+   on from there; every person's list is published to `sms-opt-outs`. Then the switch.
+
+A replay killed part-way is resumed by running it again (on the same machine: the stores are in
+OPTOUTS_DATA_DIR/rebuild): each partition goes on from its last commit, and no fact is appended twice.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
+import shutil
 import time
-from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 
-from aiokafka import AIOKafkaProducer, TopicPartition
-
-from projections.opt_outs import project_log
-from projections.rebuild import MessagingFold, new_facts
-from schemas.codec import encode
 from schemas.errors import OptOutsError
-from schemas.events import AnyPersonEvent
-from streams.engine.log_reader import ends_of, snapshot
-from streams.engine.tables import storable
 from streams.engine.topics import (
     CONTACTS_TABLE,
     DEAD_LETTERS,
     MESSAGING_EVENTS,
-    OPT_OUTS,
     OPT_OUTS_TABLE,
     PERSON_EVENTS,
     changelog_topic,
     create_topics,
 )
 from streams.pipeline.generations import Generation, built_generations, current_generation, switch_generation
-from streams.pipeline.person_history import history_writes
 from streams.progress import say
-from streams.rebuild.group_offsets import commit_offsets, committed_offsets
-from streams.rebuild.offline_fold import LogRead, fold_messaging_log, read_person_log
+from streams.rebuild.exchange import create_exchange, delete_exchange, exchange_topic
+from streams.rebuild.part import PartSummary, peak_rss_mb, replay_part, replay_work_dir
+from streams.rebuild.parts import Part
+from streams.rebuild.processes import run_parts
+from streams.rebuild.shipper import Shipper
+from streams.rebuild.tally import Tally
 from streams.settings import Settings
 
-# (topic, partition or None for the key's, key, value)
-Record = tuple[str, int | None, bytes, bytes]
+_PLAN = "plan.json"
 
 
 class ReplayError(OptOutsError):
@@ -57,10 +58,12 @@ class ReplayError(OptOutsError):
 class ReplaySummary:
     generation: int
     app_id: str
+    processes: int = 1
+    resumed: bool = False
     messaging_events: int = 0
     person_events: int = 0
     appended: int = 0  # facts of the fold the person log lacked
-    superseded: int = 0  # such facts already decided by a later fact in the log, not appended
+    superseded: int = 0  # such facts that change no state: not appended
     skipped: dict[str, int] = field(default_factory=dict)
     # Not folded where they are, as the workers forward them (streams.pipeline.forwarding): their copies are.
     miskeyed: int = 0  # keyed by another form of their entity
@@ -72,21 +75,32 @@ class ReplaySummary:
     entries: int = 0
     seconds: float = 0.0
     events_per_s: float = 0.0
+    peak_rss_mb: float = 0.0  # the largest of the processes'
+    parts: list[dict[str, object]] = field(default_factory=list)
     switched: bool = False
+
+    def count(self, tally: Tally) -> None:
+        self.messaging_events, self.person_events = tally.messaging_events, tally.person_events
+        self.appended, self.superseded = tally.appended, tally.superseded
+        self.skipped, self.miskeyed = dict(tally.skipped), tally.miskeyed
+        self.misplaced, self.republished = dict(tally.misplaced), tally.republished
+        self.phones, self.persons = tally.phones, tally.persons
+        self.persons_listed, self.entries = tally.persons_listed, tally.entries
 
     def lines(self) -> list[str]:
         skipped = ", ".join(f"{count:,} {why}" for why, count in self.skipped.items()) or "none"
         misplaced = "; ".join(f"{count:,} {cause}" for cause, count in self.misplaced.items()) or "none"
         return [
             f"replayed into generation {self.generation} ({self.app_id}) in {self.seconds:.1f} s"
-            f" ({self.events_per_s:,.0f} events/s)",
+            f" ({self.events_per_s:,.0f} events/s, {self.processes} process(es),"
+            f" peak RSS {self.peak_rss_mb:,.0f} MB{', resumed' if self.resumed else ''})",
             f"  read           {self.messaging_events:,} messaging events,"
             f" {self.person_events:,} person events",
             f"  skipped        {skipped} (the workers keep them in {DEAD_LETTERS})",
             f"  forwarded      {self.miskeyed:,} mis-keyed, {sum(self.misplaced.values()):,} misplaced"
             f" ({misplaced}): their copies were folded; {self.republished:,} published again",
-            f"  new facts      {self.appended:,} appended to {PERSON_EVENTS}, {self.superseded:,} already"
-            " superseded by a later fact",
+            f"  new facts      {self.appended:,} appended to {PERSON_EVENTS}, {self.superseded:,} changing"
+            " nothing (a later fact decides their entries)",
             f"  store          {self.phones:,} phones, {self.persons:,} persons"
             f" ({self.persons_listed:,} with opt-outs, {self.entries:,} entries)",
             "  switched       "
@@ -98,101 +112,92 @@ class ReplaySummary:
         ]
 
 
-async def replay(settings: Settings, *, switch: bool = True) -> ReplaySummary:
+async def replay(settings: Settings, *, switch: bool = True, processes: int = 1) -> ReplaySummary:
+    """Rebuild into a new generation (or go on with the one a killed replay left on this machine)
+    with `processes` processes, then switch to it."""
     if not settings.brokers:
         raise ReplayError("OPTOUTS_KAFKA_BROKERS is not set: point it at the brokers the workers use")
     started = time.monotonic()
     await create_topics(settings)
     running = await current_generation(settings)
-    target = await _new_generation(settings, running)
-    summary = ReplaySummary(target.number, target.app_id)
-    say(f"replay: {running} answers until the switch; building {target}")
-
-    # Stage 1: the messaging log up to its end now. What arrives later is for the new workers.
-    messaging_spans = await snapshot(settings.brokers, [MESSAGING_EVENTS])
-    fold = MessagingFold(settings.keywords)
-    messaging = await fold_messaging_log(
-        settings,
-        messaging_spans,
-        fold,
-        f"stage 1, {MESSAGING_EVENTS}",
-        await committed_offsets(settings, running.app_id, messaging_spans),
-    )
-
-    # Stage 2: the person log, the new facts of the fold appended, and whatever arrived meanwhile.
-    person_spans = await snapshot(settings.brokers, [PERSON_EVENTS])
-    events: list[AnyPersonEvent] = []
-    persons = await read_person_log(
-        settings,
-        person_spans,
-        events,
-        f"stage 2, {PERSON_EVENTS}",
-        await committed_offsets(settings, running.app_id, person_spans),
-    )
-    facts = new_facts(fold.derived.values(), fold.positions, events)
-    await send_all(settings, [(PERSON_EVENTS, None, e.person_id.encode(), encode(e)) for e in facts.append])
-    tail_spans = await snapshot(settings.brokers, [PERSON_EVENTS], since=ends_of(person_spans))
-    tail = await read_person_log(
-        settings,
-        tail_spans,
-        events,
-        f"stage 2, {PERSON_EVENTS} (new facts)",
-        await committed_offsets(settings, running.app_id, tail_spans),
-    )
-    persons.partitions.update(tail.partitions)
-    states = project_log(events)
-
-    summary.republished = await _republish_forwards(settings, running, [messaging, persons, tail])
-    changelogs = [
-        (
-            changelog_topic(target.settings(settings), CONTACTS_TABLE),
-            messaging.partitions[phone],
-            phone,
-            contacts.to_json(),
-        )
-        for phone, contacts in fold.contacts.items()
-    ] + [
-        (
-            changelog_topic(target.settings(settings), OPT_OUTS_TABLE),
-            persons.partitions[person],
-            person,
-            state.to_json(),
-        )
-        for person, state in states.items()
-    ]
-    opt_outs_changelog = changelog_topic(target.settings(settings), OPT_OUTS_TABLE)
-    histories = [
-        (opt_outs_changelog, persons.partitions[person], chunk, changes)
-        for person, state in states.items()
-        for chunk, changes in history_writes(state, lambda key: None)
-    ]
-    say(f"replay: writing {len(fold.contacts):,} contacts and {len(states):,} lists to {target}")
-    # As the agents write a table value (streams.engine.tables.storable) under the raw key, and a person's
-    # history apart from it (streams.pipeline.person_history).
-    await send_all(
-        settings,
-        [(topic, p, key.encode(), storable(value)) for topic, p, key, value in changelogs] + histories,
-    )
-    await commit_offsets(
-        settings, target.app_id, {**ends_of(messaging_spans), **ends_of(person_spans), **ends_of(tail_spans)}
-    )
-    await send_all(settings, [(OPT_OUTS, None, p.encode(), encode(s.as_list())) for p, s in states.items()])
-
-    summary.messaging_events = messaging.events
-    summary.person_events = persons.events + tail.events
-    summary.appended, summary.superseded = len(facts.append), len(facts.superseded)
-    summary.skipped = dict(messaging.skipped + persons.skipped + tail.skipped)
-    summary.miskeyed = messaging.miskeyed + persons.miskeyed + tail.miskeyed
-    summary.misplaced = dict(messaging.misplaced + persons.misplaced + tail.misplaced)
-    summary.phones, summary.persons = len(fold.contacts), len(states)
-    summary.persons_listed = sum(1 for state in states.values() if state.entries)
-    summary.entries = sum(len(state.entries) for state in states.values())
+    target = await _unfinished(settings, running)
+    resumed = target is not None
+    if target is None:
+        target = await _new_generation(settings, running)
+        work = replay_work_dir(settings, target)
+        work.mkdir(parents=True, exist_ok=True)
+        (work / _PLAN).write_text(json.dumps({"generation": target.number}))
+        say(f"replay: {running} answers until the switch; building {target}")
+    else:
+        say(f"replay: going on with the replay into {target} that was stopped part-way ({running} answers)")
+    await create_exchange(settings, exchange_topic(target.app_id), await _partitions(settings))
+    if processes == 1:
+        parts = [await replay_part(settings, running, target, Part())]
+    else:
+        found = await run_parts(settings, ["replay", "--generation", str(target.number)], processes)
+        parts = [PartSummary.from_json(part) for part in found]
+    summary = ReplaySummary(target.number, target.app_id, processes=processes, resumed=resumed)
+    summary.count(sum((part.tally for part in parts), Tally()))
+    summary.parts = [part.to_json() for part in parts]
+    summary.peak_rss_mb = round(max(peak_rss_mb(), *(part.peak_rss_mb for part in parts)), 1)
     if switch:
         await switch_generation(settings, target, by="optouts replay")
         summary.switched = True
+    await delete_exchange(settings, exchange_topic(target.app_id))
+    shutil.rmtree(replay_work_dir(settings, target), ignore_errors=True)
     summary.seconds = time.monotonic() - started
     summary.events_per_s = (summary.messaging_events + summary.person_events) / max(summary.seconds, 1e-9)
     return summary
+
+
+async def replay_part_of(settings: Settings, generation: int, part: Part) -> PartSummary:
+    """`optouts replay --generation G --part K/N`: this machine's part of a replay into generation G,
+    started by `optouts replay --processes` here or by hand on several machines (then
+    `optouts switch G` once every part is done)."""
+    if not settings.brokers:
+        raise ReplayError("OPTOUTS_KAFKA_BROKERS is not set: point it at the brokers the workers use")
+    running = await current_generation(settings)
+    target = Generation(settings.app_id, generation)
+    # Newer than the running one and never switched to: a generation a replay builds.
+    if generation <= running.number or generation not in await built_generations(settings):
+        raise ReplayError(f"{target} is not a generation being built (`optouts replay --prepare` starts one)")
+    await create_exchange(settings, exchange_topic(target.app_id), await _partitions(settings))
+    return await replay_part(settings, running, target, part)
+
+
+async def prepare(settings: Settings) -> Generation:
+    """`optouts replay --prepare`: create a new generation and its exchange for parts run by hand on
+    several machines (`optouts replay --generation G --part K/N` each), then `optouts switch G`."""
+    if not settings.brokers:
+        raise ReplayError("OPTOUTS_KAFKA_BROKERS is not set: point it at the brokers the workers use")
+    await create_topics(settings)
+    target = await _new_generation(settings, await current_generation(settings))
+    await create_exchange(settings, exchange_topic(target.app_id), await _partitions(settings))
+    return target
+
+
+async def _partitions(settings: Settings) -> int:
+    shipper = Shipper(settings.brokers)
+    await shipper.start()
+    try:
+        return await shipper.partitions(MESSAGING_EVENTS)
+    finally:
+        await shipper.stop()
+
+
+async def _unfinished(settings: Settings, running: Generation) -> Generation | None:
+    """The generation a replay on this machine was building when it was stopped, if it is still one
+    to build (not switched to since, its topics there)."""
+    root = settings.data_dir / "rebuild"
+    built = await built_generations(settings)
+    found: Generation | None = None
+    for plan in sorted(root.glob(f"{settings.app_id}-g*/{_PLAN}")):
+        number = int(json.loads(plan.read_text())["generation"])
+        if number != running.number and number in built and (found is None or number > found.number):
+            found = Generation(settings.app_id, number)
+        else:
+            shutil.rmtree(plan.parent, ignore_errors=True)  # finished, or of another cluster
+    return found
 
 
 async def _new_generation(settings: Settings, running: Generation) -> Generation:
@@ -204,45 +209,6 @@ async def _new_generation(settings: Settings, running: Generation) -> Generation
     if not wanted <= set(created):
         raise ReplayError(f"the topics of {target} exist already: is another replay running?")
     return target
-
-
-async def _republish_forwards(settings: Settings, running: Generation, reads: Iterable[LogRead]) -> int:
-    """Publish again, under the right key and so on the right partition (murmur2), each mis-keyed
-    or misplaced event the running generation has not forwarded yet (it does it when it reaches the
-    event, which is after the switch for some): the new generation starts after them. A copy made
-    twice is folded once (same event id)."""
-    forwards = [found for read in reads for found in read.forwards]
-    if not forwards:
-        return 0
-    committed = await committed_offsets(
-        settings, running.app_id, {TopicPartition(r.topic, r.partition) for r, _, _ in forwards}
-    )
-    copies: list[Record] = [
-        (record.topic, None, key.encode(), value)
-        for record, key, value in forwards
-        if committed.get(TopicPartition(record.topic, record.partition), 0) <= record.offset
-    ]
-    await send_all(settings, copies)
-    return len(copies)
-
-
-async def send_all(settings: Settings, records: Sequence[Record]) -> None:
-    """Send every record and wait until the brokers acknowledged all of them (acks=all): batched by
-    the producer, no round trip per record."""
-    if not records:
-        return
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.brokers, acks="all", linger_ms=20, max_batch_size=1024 * 1024
-    )
-    await producer.start()
-    try:
-        sent = [
-            await producer.send(topic, value, key=key, partition=partition)
-            for topic, partition, key, value in records
-        ]
-        await asyncio.gather(*sent)
-    finally:
-        await producer.stop()
 
 
 def print_summary(summary: ReplaySummary, as_json: bool) -> None:

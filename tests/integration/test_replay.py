@@ -248,7 +248,7 @@ def test_a_replay_builds_a_new_generation_while_the_running_one_answers_then_the
     summary = json.loads(output.splitlines()[-1])
     assert (summary["generation"], summary["app_id"], summary["switched"]) == (1, f"{app_id}-g1", False)
     assert summary["appended"] >= 1 and summary["messaging_events"] > 0
-    assert f"stage 1, {MESSAGING_EVENTS}: " in progress and "events/s" in progress
+    assert f"stage 1, {MESSAGING_EVENTS}[0]: " in progress and "events/s" in progress
     assert answers >= 1
 
     # Not switched yet: generation 0 answers, and folds what arrives, which generation 1 must see too.
