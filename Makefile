@@ -32,7 +32,7 @@ test-deploy: $(STAMP)  ## deploy/ checked offline: alert rules (promtool), dashb
 bench: $(STAMP)  ## throughput, latency and memory of each mix (BENCH_ARGS="--baseline REF": against a commit)
 	$(BIN)/optouts bench $(BENCH_ARGS)
 
-bench-replay: $(STAMP)  ## replay logs of 1M and 4M events with 1, then 2 processes: wall time, speedup, peak RSS (REPLAY_BENCH_ARGS)
+bench-replay: $(STAMP)  ## replay logs of 1M and 4M events with 1, then 2 processes: wall time, speedup, peak RSS; then one killed part-way, resumed, verified (REPLAY_BENCH_ARGS)
 	$(BIN)/optouts bench-replay $(REPLAY_BENCH_ARGS)
 
 soak: $(STAMP)  ## crash soak: SIGKILL and restart a worker while events stream in; every list must be the log's fold

@@ -6,6 +6,10 @@ Each size is a log of its own (a fresh embedded broker, as `optouts bench` gives
 `optouts replay --no-switch` subprocesses one after another: a first one, which appends every fact of
 stage 1 to the empty person log and so does more than the others, then one per `--processes`.
 Figures are printed, never asserted: the machine is shared and noisy, so compare within one run.
+
+Then (unless `--no-check`) a check of each log, which is asserted: a replay with `--processes 2`,
+SIGKILLed part-way (its parts must die with it), run again (it must resume), then `optouts verify`
+(every person must agree). One JSON line of it per log; the bench exits 1 if it failed.
 """
 
 from __future__ import annotations
@@ -15,18 +19,21 @@ import asyncio
 import contextlib
 import json
 import os
+import queue
+import re
 import secrets
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from aiokafka import AIOKafkaProducer
 
@@ -41,6 +48,17 @@ from streams.settings import Settings
 CHUNK = 50_000  # events generated and produced at a time: the log itself is never in the bench's memory
 POLL_SECONDS = 0.2  # how often a replay's processes are read from /proc for their peak RSS
 PROC = Path("/proc")
+CHECK_PROCESSES = 2  # the check's replay and verify run parts: their dying with their parent is checked
+KILL_AT_PERCENT = 50  # the check kills its replay once a partition's stage 1 is this far through
+OUTLIVE_SECONDS = 15.0  # how long the parts of the killed replay may take to die with it
+VERIFY_WAIT_SECONDS = 10  # no worker runs in the bench: the replay committed where its folds stopped
+# A replay's progress line (streams.progress.Progress), with the part in front when it has parts:
+# "[part 0/2] stage 1, sms-messaging-events[0]: 31,840 of 50,112 events (64%), 6,270 events/s, ETA 3 s",
+# or a partition's last: "stage 2, sms-person-events[3]: 2,360 events in 0.3 s (7,477 events/s)".
+PROGRESS_LINE = re.compile(
+    r"(?:\[part \d+/\d+\] )?stage (?P<stage>\d+), \S+\[\d+\]: [\d,]+"
+    r" (?:of [\d,]+ events \((?P<percent>\d+)%\)|events in )"
+)
 
 
 class BenchReplayError(OptOutsError):
@@ -71,9 +89,15 @@ def add_bench_replay_commands(commands: argparse._SubParsersAction[argparse.Argu
         "--timeout",
         type=float,
         default=3600.0,
-        help="seconds a log's production, or one replay, may take before the bench gives up (3600)",
+        help="seconds a log's production, or one replay or verify, may take before the bench gives up (3600)",
     )
     bench.add_argument("--keep", action="store_true", help="keep the replays' data dirs (removed otherwise)")
+    bench.add_argument(
+        "--no-check",
+        action="store_true",
+        help="skip the check after each log's measured replays (a replay killed part-way, run again to"
+        " resume, then verified; exit status 1 if it fails)",
+    )
     bench.set_defaults(handler=bench_replay_command)
 
 
@@ -115,9 +139,12 @@ def bench_replay_command(args: argparse.Namespace, settings: Settings) -> int:
         )
     work = Path(tempfile.mkdtemp(prefix="optouts-bench-replay-"))
     sizes: list[dict[str, Any]] = []
+    failures: list[str] = []
     try:
         for n in args.sizes:
-            runs = measure_size(args, settings, n, work / size_label(n))
+            runs, check = measure_size(args, settings, n, work / size_label(n))
+            if check is not None:
+                failures += check_failures(check)
             sizes.append(size_line(n, runs))
             print(json.dumps(sizes[-1]), flush=True)
         growth = growth_line(sizes)
@@ -128,12 +155,16 @@ def bench_replay_command(args: argparse.Namespace, settings: Settings) -> int:
             progress(f"kept the replays' data dirs in {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
-    return 0
+    for failure in failures:
+        progress(f"the check failed: {failure}")
+    return 1 if failures else 0
 
 
-def measure_size(args: argparse.Namespace, settings: Settings, n: int, work: Path) -> list[dict[str, Any]]:
-    """Every replay of one log of `n` events: on a fresh embedded broker of its own unless one is
-    configured (the topic names are fixed, so a broker holds one log)."""
+def measure_size(
+    args: argparse.Namespace, settings: Settings, n: int, work: Path
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """Every replay of one log of `n` events, then its check (None with --no-check): on a fresh embedded
+    broker of its own unless one is configured (the topic names are fixed, so a broker holds one log)."""
     persons = args.persons or max(1, n // 10)
     work.mkdir(parents=True)
     broker = None if settings.brokers else EmbeddedBroker().start()
@@ -156,7 +187,8 @@ def measure_size(args: argparse.Namespace, settings: Settings, n: int, work: Pat
                 f" {'?' if observed is None else observed} MB observed"
             )
             print(json.dumps(runs[-1]), flush=True)
-        return runs
+        check = None if args.no_check else check_size(settings, n, work, args.timeout)
+        return runs, check
     finally:
         if broker is not None:
             broker.stop()
@@ -202,30 +234,29 @@ class ChildRun:
 
 
 def replay_once(settings: Settings, processes: int, data_dir: Path, timeout: float) -> ChildRun:
-    command = [
-        sys.executable,
-        "-m",
-        "streams",
-        "replay",
-        "--no-switch",
-        "--json",
-        "--processes",
-        str(processes),
-    ]
-    env = {
-        **os.environ,
-        "OPTOUTS_KAFKA_BROKERS": ",".join(settings.brokers),
-        "OPTOUTS_APP_ID": settings.app_id,
-        "OPTOUTS_DATA_DIR": str(data_dir),
-    }
     data_dir.mkdir(parents=True)
-    child = run_child(command, env, data_dir.with_suffix(".stdout"), timeout)
+    command = optouts_argv("replay", "--no-switch", "--json", "--processes", str(processes))
+    child = run_child(command, child_env(settings, data_dir), data_dir.with_suffix(".stdout"), timeout)
     if child.returncode != 0:
         raise BenchReplayError(
             f"the replay with --processes {processes} exited with {child.returncode} after"
             f" {child.wall_s:.0f} s (its stderr is above)"
         )
     return child
+
+
+def optouts_argv(*arguments: str) -> list[str]:
+    return [sys.executable, "-m", "streams", *arguments]
+
+
+def child_env(settings: Settings, data_dir: Path) -> dict[str, str]:
+    """The environment of a replay or verify the bench runs: this log's broker and app id, `data_dir`."""
+    return {
+        **os.environ,
+        "OPTOUTS_KAFKA_BROKERS": ",".join(settings.brokers),
+        "OPTOUTS_APP_ID": settings.app_id,
+        "OPTOUTS_DATA_DIR": str(data_dir),
+    }
 
 
 def run_child(command: list[str], env: Mapping[str, str], stdout: Path, timeout: float) -> ChildRun:
@@ -279,9 +310,26 @@ def session_members(session: int) -> list[int]:
 
 
 def session_of(stat: str) -> int:
-    """The session id in the text of /proc/<pid>/stat: the 6th field, counted after the command name
-    (in parentheses, which may hold spaces and parentheses itself)."""
-    return int(stat[stat.rindex(")") + 1 :].split()[3])
+    """The session id in the text of /proc/<pid>/stat: its 6th field."""
+    return int(_stat_fields(stat)[3])
+
+
+def parent_of(stat: str) -> int:
+    """The parent's pid in the text of /proc/<pid>/stat: its 4th field."""
+    return int(_stat_fields(stat)[1])
+
+
+def running_since(stat: str) -> str | None:
+    """When the process of a /proc/<pid>/stat text started (its 22nd field, in clock ticks since boot:
+    a pid used again later is another process); None once it has ended (a zombie, a dead one)."""
+    fields = _stat_fields(stat)
+    return None if fields[0] in ("Z", "X", "x") else fields[19]
+
+
+def _stat_fields(stat: str) -> list[str]:
+    """The fields of a /proc/<pid>/stat text from the 3rd on: those after the command name, which is in
+    parentheses and may hold spaces and parentheses itself."""
+    return stat[stat.rindex(")") + 1 :].split()
 
 
 def vm_hwm_kb(pid: int) -> int | None:
@@ -388,3 +436,214 @@ def _rounded(value: object, digits: int | None) -> float | None:
     if not isinstance(value, int | float) or isinstance(value, bool):
         return None
     return round(value) if digits is None else round(value, digits)
+
+
+def check_size(settings: Settings, n: int, work: Path, timeout: float) -> dict[str, Any]:
+    """The check of one log, after its measured replays: a replay SIGKILLed part-way, the same replay
+    run again on the same data dir (where its stores are), then verify; its JSON line, printed."""
+    data_dir = work / f"check-p{CHECK_PROCESSES}"
+    data_dir.mkdir(parents=True)
+    # With the switch: no worker runs here, so switching only writes the control topic, and verify
+    # then compares the generation the replay built.
+    replay = optouts_argv("replay", "--json", "--processes", str(CHECK_PROCESSES))
+    env = child_env(settings, data_dir)
+    progress(f"{n:,} events: the check, a replay with --processes {CHECK_PROCESSES} killed part-way")
+    killed = kill_part_way(replay, env, work / "check-killed.stdout", timeout)
+    if killed.at is None:
+        progress(f"{n:,} events: the check's replay ended before it could be killed")
+    else:
+        at = killed.at if killed.percent is None else f"{killed.at} at {killed.percent}%"
+        progress(
+            f"{n:,} events: the replay killed in {at}; {killed.outlived} of its {killed.parts} parts"
+            f" outlived it by {OUTLIVE_SECONDS:.0f} s"
+        )
+    progress(f"{n:,} events: the check, the same replay run again")
+    resume = run_child(replay, env, work / "check-resumed.stdout", timeout)
+    if resume.returncode != 0:
+        raise BenchReplayError(
+            f"the check's replay run again exited with {resume.returncode} after {resume.wall_s:.0f} s"
+            " (its stderr is above)"
+        )
+    progress(f"{n:,} events: the check, verify --processes {CHECK_PROCESSES}")
+    verify_dir = work / "check-verify"
+    verify_dir.mkdir()
+    verify = optouts_argv(
+        "verify", "--no-api", "--processes", str(CHECK_PROCESSES), "--wait", str(VERIFY_WAIT_SECONDS)
+    )
+    verified = run_child(verify, child_env(settings, verify_dir), work / "check-verify.stdout", timeout)
+    line = check_line(n, killed, resume, verified)
+    print(json.dumps(line), flush=True)
+    return line
+
+
+@dataclass(frozen=True)
+class StageProgress:
+    """What a progress line of a replay says: the stage, and how far through its partition it is."""
+
+    stage: int
+    percent: int | None  # None on a partition's last line, which says how long it took instead
+
+
+def stage_progress(line: str) -> StageProgress | None:
+    """The progress in a line of a replay's stderr; None for a line that is not progress."""
+    match = PROGRESS_LINE.match(line)
+    if match is None:
+        return None
+    percent = match["percent"]
+    return StageProgress(int(match["stage"]), None if percent is None else int(percent))
+
+
+def kill_point(seen: StageProgress | None) -> str | None:
+    """Where the check kills its replay: in stage 1, once a partition is KILL_AT_PERCENT% through; at the
+    first line of stage 2 if stage 1 ended before printing that (a log too small for a line of it)."""
+    if seen is None:
+        return None
+    if seen.stage == 1 and seen.percent is not None and seen.percent >= KILL_AT_PERCENT:
+        return "stage 1"
+    if seen.stage == 2:
+        return "stage 2"
+    return None
+
+
+@dataclass(frozen=True)
+class KilledReplay:
+    at: str | None  # the kill_point; None: the replay ended by itself first
+    percent: int | None  # what the line it was killed at showed (None: a partition's last line)
+    parts: int  # the processes it had started when it was killed
+    outlived: int  # of those, the ones still running OUTLIVE_SECONDS later
+
+
+def kill_part_way(
+    command: list[str], env: Mapping[str, str], stdout: Path, timeout: float, outlive: float = OUTLIVE_SECONDS
+) -> KilledReplay:
+    """Run the replay `command` in a session of its own, its stderr relayed to ours line by line, and
+    SIGKILL it (it alone: its parts are to die with it by themselves) at the first line that is a
+    kill_point; then count its children that still run `outlive` seconds later. Past `timeout`
+    seconds without such a line, the whole session is killed."""
+    lines: queue.Queue[str | None] = queue.Queue()
+    deadline = time.perf_counter() + timeout
+    with stdout.open("wb") as out:
+        process = subprocess.Popen(
+            command, env=dict(env), stdout=out, stderr=subprocess.PIPE, start_new_session=True
+        )
+        assert process.stderr is not None
+        relay = threading.Thread(target=relay_lines, args=(process.stderr, lines), daemon=True)
+        relay.start()
+        try:
+            while True:
+                try:
+                    line = lines.get(timeout=max(0.0, deadline - time.perf_counter()))
+                except queue.Empty:
+                    raise BenchReplayError(
+                        f"{' '.join(command[1:])} was not at a point to kill it at within {timeout:.0f} s"
+                    ) from None
+                if line is None:  # its stderr closed: it ended by itself
+                    break
+                seen = stage_progress(line)
+                at = kill_point(seen)
+                if seen is not None and at is not None:
+                    parts = children_of(process.pid)
+                    os.kill(process.pid, signal.SIGKILL)
+                    if process.wait(60) != -signal.SIGKILL:
+                        break  # it had ended by itself, just before
+                    return KilledReplay(at, seen.percent, len(parts), survivors(parts, outlive))
+            status = process.wait(max(1.0, deadline - time.perf_counter()))
+            if status != 0:
+                raise BenchReplayError(
+                    f"{' '.join(command[1:])} exited with {status} before it could be killed part-way"
+                    " (its stderr is above)"
+                )
+            return KilledReplay(None, None, 0, 0)
+        finally:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)  # what outlived it, or all of it on a timeout
+            process.wait(60)
+            relay.join(10)
+
+
+def relay_lines(stream: IO[bytes], lines: queue.Queue[str | None]) -> None:
+    """Each line of `stream` to our stderr and to `lines` as it comes; None once it ends."""
+    try:
+        for raw in stream:
+            line = raw.decode(errors="replace").rstrip("\n")
+            print(line, file=sys.stderr, flush=True)
+            lines.put(line)
+    finally:
+        lines.put(None)
+
+
+def children_of(parent: int) -> dict[int, str]:
+    """The running processes whose parent is `parent`, each with when it started."""
+    found = {}
+    for entry in PROC.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # it ended since the listing
+            continue
+        since = running_since(stat)
+        if since is not None and parent_of(stat) == parent:
+            found[int(entry.name)] = since
+    return found
+
+
+def survivors(processes: Mapping[int, str], within: float) -> int:
+    """How many of `processes` (pid -> when it started) still run after `within` seconds; sooner once
+    none does."""
+    deadline = time.monotonic() + within
+    while True:
+        left = [pid for pid, since in processes.items() if still_running(pid, since)]
+        if not left or time.monotonic() >= deadline:
+            return len(left)
+        time.sleep(POLL_SECONDS)
+
+
+def still_running(pid: int, since: str) -> bool:
+    try:
+        return running_since((PROC / str(pid) / "stat").read_text()) == since
+    except OSError:
+        return False
+
+
+def check_line(n: int, killed: KilledReplay, resume: ChildRun, verified: ChildRun) -> dict[str, Any]:
+    """The check's figures: the kill, the replay run again (its summary's "resumed"), then verify."""
+    return {
+        "n": n,
+        "run": "check",
+        "killed_at": killed.at,
+        "killed_at_percent": killed.percent,
+        "parts_at_kill": killed.parts,
+        "parts_outlived_parent": killed.outlived,
+        "resumed": last_json_line(resume.stdout).get("resumed") is True,
+        "resume_wall_s": round(resume.wall_s, 2),
+        "verify_exit": verified.returncode,
+        "verify_wall_s": round(verified.wall_s, 2),
+        "verify_peak_rss_mb_observed": _rounded(verified.peak_rss_mb, 1),
+        "verify_last_line": last_line(verified.stdout),
+    }
+
+
+def check_failures(line: dict[str, Any]) -> list[str]:
+    """Why a check line is a failure, one reason each; none when it passed."""
+    n = f"{line['n']:,} events"
+    failures = []
+    if line["killed_at"] is None:
+        failures.append(f"{n}: the replay ended before it could be killed part-way")
+    elif not line["parts_at_kill"]:
+        failures.append(f"{n}: the replay had no part running when it was killed (nothing to die with it)")
+    if line["parts_outlived_parent"]:
+        failures.append(
+            f"{n}: {line['parts_outlived_parent']} part(s) still ran {OUTLIVE_SECONDS:.0f} s after the"
+            " replay that started them was killed"
+        )
+    if not line["resumed"]:
+        failures.append(f"{n}: the replay run again did not resume the one killed")
+    if line["verify_exit"] != 0:
+        failures.append(f"{n}: verify exited with {line['verify_exit']}: {line['verify_last_line']}")
+    return failures
+
+
+def last_line(output: str) -> str:
+    lines = [line for line in output.splitlines() if line.strip()]
+    return lines[-1] if lines else ""
