@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
 
-from rocksdict import Options, Rdict, WriteBatch
+from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch
 
 # The store's own records start with a NUL, which no phone or person id holds (`schemas.events`);
 # the rebuild's indexes with other bytes below a space, which no id starts with either.
@@ -24,11 +24,17 @@ _FIRST_ENTITY = b" "
 
 def _options() -> Options:
     # As the workers' stores (streams.engine.tables.STORE_OPTIONS): small write buffers, flushed to
-    # disk, so that a store of millions of keys does not stay in memory.
+    # disk, so that a store of millions of keys does not stay in memory; a small block cache that
+    # also holds the index and filter blocks (RocksDB's default keeps those of every open file
+    # outside any cache, and its default cache is 32 MiB).
     options = Options(raw_mode=True)
     options.create_if_missing(True)
     options.set_write_buffer_size(4 * 1024 * 1024)
     options.set_max_write_buffer_number(2)
+    table = BlockBasedOptions()
+    table.set_block_cache(Cache(8 * 1024 * 1024))
+    table.set_cache_index_and_filter_blocks(True)
+    options.set_block_based_table_factory(table)
     return options
 
 
