@@ -14,7 +14,7 @@ from projections.opt_outs import project_log
 from projections.rebuild import NewFacts, new_facts
 from schemas.events import AnyPersonEvent, MessagingEvent, OptOutOverridden
 from tests.unit.conftest import PHONE, SENDER, blocked, overridden, received, sent
-from tests.unit.test_properties import PROPERTIES, Log, logs, messaging, person_log, repeated_later
+from tests.unit.test_properties import PROPERTIES, Log, logs, person_log, repeated_later
 
 WITH_ARRET = DEFAULT_KEYWORDS.with_custom(opt_out=["ARRET"], opt_in=["ALLOW"])
 
