@@ -33,13 +33,7 @@ def add_replay_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
         help="build the generation but leave the workers on the running one (`optouts switch N` later)",
     )
     rebuild.add_argument("--json", action="store_true", help="print the summary as one JSON line")
-    rebuild.add_argument(
-        "--processes",
-        type=processes_argument,
-        default=1,
-        metavar="N",
-        help="processes of this machine that share the partitions, as N workers would (auto: the cores; 1)",
-    )
+    _processes_option(rebuild)
     rebuild.add_argument(
         "--prepare",
         action="store_true",
@@ -55,7 +49,7 @@ def add_replay_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
         "--generation",
         type=int,
         metavar="G",
-        help="with --part: the generation a replay started with --no-switch is building",
+        help="with --part: the generation `optouts replay --prepare` created",
     )
     rebuild.set_defaults(handler=replay_command)
 
@@ -85,13 +79,7 @@ def add_replay_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
         help="compare only this fraction of the persons (0 < FRACTION <= 1), the same ones on every run",
     )
     check.add_argument("--contacts", action="store_true", help="compare every phone's stage 1 contacts too")
-    check.add_argument(
-        "--processes",
-        type=processes_argument,
-        default=1,
-        metavar="N",
-        help="processes of this machine that share the partitions (auto: the cores; 1)",
-    )
+    _processes_option(check)
     check.add_argument("--part", type=part_argument, metavar="K/N", help=argparse.SUPPRESS)
     check.add_argument("--run", help=argparse.SUPPRESS)
     check.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
@@ -102,6 +90,16 @@ def add_replay_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     )
     switch.add_argument("generation", type=int, metavar="N")
     switch.set_defaults(handler=switch_command)
+
+
+def _processes_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--processes",
+        type=processes_argument,
+        default=1,
+        metavar="N",
+        help="processes of this machine that share the partitions, as N workers would (auto: the cores; 1)",
+    )
 
 
 def replay_command(args: argparse.Namespace, settings: Settings) -> int:

@@ -29,7 +29,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -296,17 +296,18 @@ def run_child(command: list[str], env: Mapping[str, str], stdout: Path, timeout:
 def session_members(session: int) -> list[int]:
     """The processes of a session: a subprocess started with start_new_session and all it started
     (unless one of them starts a session of its own), whoever their parent is by now."""
-    members = []
+    return [pid for pid, stat in process_stats() if session_of(stat) == session]
+
+
+def process_stats() -> Iterator[tuple[int, str]]:
+    """Every running process's pid and `/proc/PID/stat` line."""
     for entry in PROC.iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            stat = (entry / "stat").read_text()
+            yield int(entry.name), (entry / "stat").read_text()
         except OSError:  # it ended since the listing
             continue
-        if session_of(stat) == session:
-            members.append(int(entry.name))
-    return members
 
 
 def session_of(stat: str) -> int:
@@ -575,16 +576,10 @@ def relay_lines(stream: IO[bytes], lines: queue.Queue[str | None]) -> None:
 def children_of(parent: int) -> dict[int, str]:
     """The running processes whose parent is `parent`, each with when it started."""
     found = {}
-    for entry in PROC.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:  # it ended since the listing
-            continue
+    for pid, stat in process_stats():
         since = running_since(stat)
         if since is not None and parent_of(stat) == parent:
-            found[int(entry.name)] = since
+            found[pid] = since
     return found
 
 

@@ -38,6 +38,7 @@ from streams.rebuild.group_offsets import commit_offsets
 from streams.rebuild.local_store import LocalStore
 from streams.rebuild.offline_unit import OfflineForward, OfflineUnit
 from streams.rebuild.tally import Tally
+from streams.settings import Settings
 
 LOGGED = b"\x01"  # + event id -> the value of the person log's event (by id: redeliveries once)
 FACT = b"\x02"  # + event id -> a fact stage 1 derived, as it would send it
@@ -185,7 +186,9 @@ def _keep(ctx: RebuildContext, store: LocalStore, state: PersonOptOuts, before: 
         store.put(chunk, changes)
 
 
-async def _publish(ctx: RebuildContext, target: Any, store: LocalStore, partition: int, tally: Tally) -> None:
+async def _publish(
+    ctx: RebuildContext, target: Settings, store: LocalStore, partition: int, tally: Tally
+) -> None:
     """Every state to the new generation's changelog, as the agents write it (history chunks apart),
     and every person's list to `sms-opt-outs`."""
     changelog = changelog_topic(target, OPT_OUTS_TABLE)

@@ -43,7 +43,7 @@ from streams.rebuild.exchange import create_exchange, delete_exchange, exchange_
 from streams.rebuild.part import PartSummary, peak_rss_mb, replay_part, replay_work_dir
 from streams.rebuild.parts import Part
 from streams.rebuild.processes import run_parts
-from streams.rebuild.shipper import Shipper
+from streams.rebuild.shipper import partition_count
 from streams.rebuild.tally import Tally
 from streams.settings import Settings
 
@@ -130,7 +130,9 @@ async def replay(settings: Settings, *, switch: bool = True, processes: int = 1)
         say(f"replay: {running} answers until the switch; building {target}")
     else:
         say(f"replay: going on with the replay into {target} that was stopped part-way ({running} answers)")
-    await create_exchange(settings, exchange_topic(target.app_id), await _partitions(settings))
+    await create_exchange(
+        settings, exchange_topic(target.app_id), await partition_count(settings.brokers, MESSAGING_EVENTS)
+    )
     if processes == 1:
         parts = [await replay_part(settings, running, target, Part())]
     else:
@@ -161,7 +163,9 @@ async def replay_part_of(settings: Settings, generation: int, part: Part) -> Par
     # Newer than the running one and never switched to: a generation a replay builds.
     if generation <= running.number or generation not in await built_generations(settings):
         raise ReplayError(f"{target} is not a generation being built (`optouts replay --prepare` starts one)")
-    await create_exchange(settings, exchange_topic(target.app_id), await _partitions(settings))
+    await create_exchange(
+        settings, exchange_topic(target.app_id), await partition_count(settings.brokers, MESSAGING_EVENTS)
+    )
     return await replay_part(settings, running, target, part)
 
 
@@ -172,17 +176,10 @@ async def prepare(settings: Settings) -> Generation:
         raise ReplayError("OPTOUTS_KAFKA_BROKERS is not set: point it at the brokers the workers use")
     await create_topics(settings)
     target = await _new_generation(settings, await current_generation(settings))
-    await create_exchange(settings, exchange_topic(target.app_id), await _partitions(settings))
+    await create_exchange(
+        settings, exchange_topic(target.app_id), await partition_count(settings.brokers, MESSAGING_EVENTS)
+    )
     return target
-
-
-async def _partitions(settings: Settings) -> int:
-    shipper = Shipper(settings.brokers)
-    await shipper.start()
-    try:
-        return await shipper.partitions(MESSAGING_EVENTS)
-    finally:
-        await shipper.stop()
 
 
 async def _unfinished(settings: Settings, running: Generation) -> Generation | None:

@@ -44,3 +44,13 @@ class Shipper:
 
     async def partitions(self, topic: str) -> int:
         return len(await self.producer.partitions_for(topic))
+
+
+async def partition_count(servers: list[str], topic: str) -> int:
+    """The partitions of `topic`, as a producer sees them."""
+    shipper = Shipper(servers)
+    await shipper.start()
+    try:
+        return await shipper.partitions(topic)
+    finally:
+        await shipper.stop()

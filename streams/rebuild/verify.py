@@ -58,7 +58,7 @@ from streams.rebuild.local_store import LocalStore
 from streams.rebuild.part import peak_rss_mb
 from streams.rebuild.parts import Part
 from streams.rebuild.processes import run_parts
-from streams.rebuild.shipper import Shipper
+from streams.rebuild.shipper import Shipper, partition_count
 from streams.rebuild.tally import Tally
 from streams.settings import Settings
 from streams.web.api_client import Api
@@ -165,7 +165,7 @@ async def verify(
     run = uuid.uuid4().hex[:10]
     say(f"verify: against {running}")
     exchange = _exchange(running, run)
-    await create_exchange(settings, exchange, await _partitions(settings))
+    await create_exchange(settings, exchange, await partition_count(settings.brokers, MESSAGING_EVENTS))
     try:
         if processes == 1:
             client = None if api is None else api if isinstance(api, Api) else Api.of(settings, api)
@@ -202,15 +202,6 @@ def _exchange(running: Generation, run: str) -> str:
 
 def _work_dir(settings: Settings, run: str) -> Path:
     return settings.data_dir / "rebuild" / f"verify-{run}"
-
-
-async def _partitions(settings: Settings) -> int:
-    shipper = Shipper(settings.brokers)
-    await shipper.start()
-    try:
-        return await shipper.partitions(MESSAGING_EVENTS)
-    finally:
-        await shipper.stop()
 
 
 async def verify_part(
