@@ -5,8 +5,9 @@
    partition's end marker is in (`FACT` + event id);
 2. `sms-person-events` folded to its end now by the agents' own batch rule, each event's id noted
    (`LOGGED` + event id);
-3. the derived facts the log lacks, judged in time order (projections.rebuild): a replay appends each
-   that changes a state to the person log (a verification folds it into its expected state);
+3. the derived facts the log lacks, judged in time order (projections.rebuild: unless a later fact
+   about the same entry is in the log): a replay appends them to the person log (a verification
+   folds them into its expected state); `LATEST` + entry keeps that entry's latest fact and override;
 4. a replay folds the log to its end again (what it appended, whatever arrived meanwhile), then
    writes every state to the new generation's changelog, commits its consumer group's offset there,
    and publishes every person's list to `sms-opt-outs`.
@@ -17,15 +18,17 @@ is appended, so that a fact a killed run appended is in the log, noted, and neve
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
 from typing import Any, cast
 
 from aiokafka import TopicPartition
 from pydantic import BaseModel
 
-from projections.opt_outs import PersonOptOuts
-from projections.rebuild import admit, time_order
+from projections.opt_outs import PersonOptOuts, entry_key, project
+from projections.rebuild import decided, time_order
 from schemas.codec import decode_person_event, encode
-from schemas.events import AnyPersonEvent, PersonEvent
+from schemas.events import AnyPersonEvent, OptOutOverridden, PersonEvent
 from streams.engine.log_reader import Span, read, snapshot
 from streams.engine.tables import storable, stored
 from streams.engine.topics import OPT_OUTS, OPT_OUTS_TABLE, PERSON_EVENTS, changelog_topic
@@ -43,6 +46,7 @@ from streams.settings import Settings
 LOGGED = b"\x01"  # + event id -> the value of the person log's event (by id: redeliveries once)
 FACT = b"\x02"  # + event id -> a fact stage 1 derived, as it would send it
 CANDIDATE = b"\x03"  # + person, NUL, time, NUL, id -> a derived fact the log lacks, in append order
+LATEST = b"\x04"  # + person, NUL, sender, NUL, phone -> [latest stage 1 fact, latest override] (times)
 
 
 async def rebuild_lists(ctx: RebuildContext, partition: int) -> tuple[LocalStore, Tally]:
@@ -105,7 +109,16 @@ async def fold_person_log(ctx: RebuildContext, store: LocalStore, partition: int
     progress = Progress(f"stage 2, {tp.topic}[{tp.partition}]", span.size)
 
     def logged(record: Any, event: BaseModel) -> None:
-        store.put(LOGGED + cast("AnyPersonEvent", event).event_id.encode(), record.value)
+        logged_event = cast("AnyPersonEvent", event)
+        store.put(LOGGED + logged_event.event_id.encode(), record.value)
+        # The latest stage 1 fact and override about its entry: what decides a new fact.
+        key = _latest_key(logged_event)
+        times = json.loads(store.get(key) or b"[null, null]")
+        slot = 1 if isinstance(logged_event, OptOutOverridden) else 0
+        moment = logged_event.occurred_at.isoformat(timespec="microseconds")
+        if times[slot] is None or moment > times[slot]:
+            times[slot] = moment
+            store.put(key, json.dumps(times).encode())
 
     async def nothing(topic: str, key: bytes | None, value: bytes) -> None:
         return None  # the lists are published once, when the partition is rebuilt
@@ -132,7 +145,7 @@ async def fold_person_log(ctx: RebuildContext, store: LocalStore, partition: int
 
 
 async def _judge_new_facts(ctx: RebuildContext, store: LocalStore, partition: int, tally: Tally) -> None:
-    """The derived facts the log lacks, in time order per person: those that change a state are
+    """The derived facts the log lacks, in time order per person: those the log does not decide are
     appended (a replay) or folded into the expected state (a verification)."""
     store.clear(CANDIDATE)
     for key, value in store.scan(FACT):
@@ -153,11 +166,14 @@ async def _judge_new_facts(ctx: RebuildContext, store: LocalStore, partition: in
             _keep(ctx, store, state, before)
             person = fact.person_id
             state = before = PersonOptOuts.from_json(person, stored(store.get(person.encode())))
-        admitted = admit(state, fact)
-        if admitted is None:
+        latest_fact, latest_override = (
+            None if moment is None else datetime.fromisoformat(moment)
+            for moment in json.loads(store.get(_latest_key(fact)) or b"[null, null]")
+        )
+        if decided(fact, latest_fact, latest_override):
             tally.superseded += 1
             continue
-        state = admitted
+        state = project(state, cast("AnyPersonEvent", fact))
         if ctx.target is None:
             tally.pending += 1
         else:
@@ -167,6 +183,11 @@ async def _judge_new_facts(ctx: RebuildContext, store: LocalStore, partition: in
     await ctx.shipper.drain()
     store.set_meta("tally", tally.to_json())
     store.commit()
+
+
+def _latest_key(event: AnyPersonEvent | PersonEvent) -> bytes:
+    sender, phone = entry_key(cast("AnyPersonEvent", event))
+    return b"\x00".join([LATEST + event.person_id.encode(), sender.encode(), phone.encode()])
 
 
 def _fact(value: bytes) -> PersonEvent:

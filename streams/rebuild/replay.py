@@ -10,7 +10,7 @@ memory does not grow with the log (streams.rebuild.part):
    taken, folded by the agents' own rule; the facts it derives cross to the persons' partitions through
    the replay's exchange topic (streams.rebuild.exchange).
 2. Stage 2, per person partition: the derived facts the person log lacks (a changed fold: a new custom
-   keyword applies to the past) are appended to it when they change a state (projections.rebuild); the
+   keyword applies to the past) are appended to it unless a later fact decides them (projections.rebuild); the
    whole person log is folded, those facts and whatever arrived meanwhile included.
 3. Every state goes to the new generation's changelogs, exactly as the agents write table values, on its
    partition; the new consumer group's offsets are committed where the folds stopped, so its workers go
@@ -63,7 +63,7 @@ class ReplaySummary:
     messaging_events: int = 0
     person_events: int = 0
     appended: int = 0  # facts of the fold the person log lacked
-    superseded: int = 0  # such facts that change no state: not appended
+    superseded: int = 0  # such facts a later fact about their entry decides: not appended
     skipped: dict[str, int] = field(default_factory=dict)
     # Not folded where they are, as the workers forward them (streams.pipeline.forwarding): their copies are.
     miskeyed: int = 0  # keyed by another form of their entity
@@ -99,8 +99,8 @@ class ReplaySummary:
             f"  skipped        {skipped} (the workers keep them in {DEAD_LETTERS})",
             f"  forwarded      {self.miskeyed:,} mis-keyed, {sum(self.misplaced.values()):,} misplaced"
             f" ({misplaced}): their copies were folded; {self.republished:,} published again",
-            f"  new facts      {self.appended:,} appended to {PERSON_EVENTS}, {self.superseded:,} changing"
-            " nothing (a later fact decides their entries)",
+            f"  new facts      {self.appended:,} appended to {PERSON_EVENTS}, {self.superseded:,} superseded"
+            " (a later fact about their entries is in the log)",
             f"  store          {self.phones:,} phones, {self.persons:,} persons"
             f" ({self.persons_listed:,} with opt-outs, {self.entries:,} entries)",
             "  switched       "

@@ -13,8 +13,8 @@ class Tally:
     messaging_events: int = 0
     person_events: int = 0
     appended: int = 0  # facts of the fold the person log lacked, appended to it
-    superseded: int = 0  # such facts that change no state (the log decides their entries): not appended
-    pending: int = 0  # verify: facts the person log lacks that change a state (folded, not appended)
+    superseded: int = 0  # such facts a later fact in the log about their entry decides: not appended
+    pending: int = 0  # verify: facts the person log lacks that it does not decide (folded, not appended)
     skipped: Counter[str] = field(default_factory=Counter)  # why -> records the agents dead-letter too
     miskeyed: int = 0  # keyed by another form of their entity: not folded where they are
     misplaced: Counter[str] = field(default_factory=Counter)  # on another partition: likely cause -> how many

@@ -82,7 +82,7 @@ class Verification:
     differences: dict[str, list[str]] = field(default_factory=dict)  # person -> "source: what"
     not_judged: set[str] = field(default_factory=set)
     pending_facts: int = 0
-    # Derived facts the person log lacks that change no state: the log already decides their entries.
+    # Derived facts the person log lacks that a later fact in the log about their entries decides.
     superseded_facts: int = 0
     # Ids of events in the person log written by stage 1 that the fold of the messaging log does not
     # derive as they are (a keyword setting changed since, or a worker folded against a state the

@@ -85,10 +85,20 @@ def test_a_new_opt_in_keyword_does_not_clear_a_later_stop() -> None:
 
     facts = replay(log, before, WITH_ARRET)
 
-    # Appended, as the removal it was before the STOP: a 21610 older than it, arriving late, is of
-    # the past; the list keeps the STOP.
-    assert [fact.source_event_id for fact in facts.append] == ["r1"]
+    assert facts.append == ()
     assert listed([*before, *facts.append]) == {"ann": {(SENDER, PHONE)}}
+
+
+def test_a_new_opt_in_keyword_does_not_clear_a_21610_recorded_since() -> None:
+    # Found by the property below: the second 21610 changed no state (the entry stood since the
+    # first), so a rule judging new facts by state change appended the opt-in and lost the entry.
+    log = [blocked("b1", "ann"), received("r1", "ALLOW", minute=1), blocked("b2", "ann", minute=2)]
+    before = live(log, DEFAULT_KEYWORDS)
+
+    facts = replay(log, before, WITH_ARRET)
+
+    assert facts.append == () and [fact.source_event_id for fact in facts.superseded] == ["r1"]
+    assert listed([*before, *facts.append]) == listed(live(log, WITH_ARRET)) == {"ann": {(SENDER, PHONE)}}
 
 
 def test_a_new_fact_before_an_override_of_its_entry_is_decided_by_the_override() -> None:
