@@ -44,10 +44,6 @@ def total(spans: Mapping[TopicPartition, Span]) -> int:
     return sum(span.size for span in spans.values())
 
 
-def ends_of(spans: Mapping[TopicPartition, Span]) -> dict[TopicPartition, int]:
-    return {tp: span.end for tp, span in spans.items()}
-
-
 async def snapshot(
     servers: list[str], topics: Iterable[str], since: Mapping[TopicPartition, int] | None = None
 ) -> Spans:
