@@ -1,5 +1,5 @@
 """Reading whole topics fast, for replay and verification: each partition from a start offset to an end
-snapshotted first, in the largest fetches aiokafka makes (`getmany`), with no round trip per record.
+snapshotted first, in fetches of several megabytes (`getmany`), with no round trip per record.
 
 Ends are read, never asked for: some brokers (Tansu) report a high watermark short of the log end
 (`streams.engine.recovery.log_end_offsets`).
@@ -16,8 +16,11 @@ from aiokafka.structs import ConsumerRecord
 from schemas.errors import OptOutsError
 from streams.engine.recovery import log_end_offsets
 
-_FETCH_BYTES = 64 * 1024 * 1024  # per fetch, all partitions
-_PARTITION_FETCH_BYTES = 16 * 1024 * 1024  # per partition and fetch
+# A fetch's bytes and the records made of them are in memory at once, and a reader folds each batch
+# before it lets go of it: sizes that keep a replay's memory flat (larger fetches were no faster here).
+_FETCH_BYTES = 16 * 1024 * 1024  # per fetch, all partitions
+_PARTITION_FETCH_BYTES = 4 * 1024 * 1024  # per partition and fetch
+BATCH_RECORDS = 5_000  # at most, in one batch `read` yields
 _STALL_SECONDS = 30.0  # no record for this long while short of a snapshotted end: give up
 
 
@@ -71,7 +74,8 @@ async def snapshot(
 async def read(
     servers: list[str], spans: Mapping[TopicPartition, Span]
 ) -> AsyncIterator[list[ConsumerRecord]]:
-    """The records of each span, in batches; a partition's records come in offset order."""
+    """The records of each span, in batches of at most `BATCH_RECORDS`; a partition's records come in
+    offset order."""
     todo = {tp: span for tp, span in spans.items() if span.size}
     if not todo:
         return
@@ -89,7 +93,7 @@ async def read(
             consumer.seek(tp, span.start)
         stalled = 0.0
         while todo:
-            batch = await consumer.getmany(*todo, timeout_ms=500)
+            batch = await consumer.getmany(*todo, timeout_ms=500, max_records=BATCH_RECORDS)
             if not any(batch.values()):
                 stalled += 0.5
                 await _drop_finished(consumer, todo)

@@ -14,7 +14,10 @@ from aiokafka import TopicPartition
 from streams.rebuild.shipper import Shipper
 from streams.settings import Settings
 
-CHECKPOINT_RECORDS = 20_000  # records read between two commits of a partition's store
+# Records read between two commits of a partition's store: what waits in memory until then (a person
+# partition's pending writes are ~4 KB a record) is bounded by it, and so is what a kill makes a
+# resumed rebuild read again.
+CHECKPOINT_RECORDS = 5_000
 
 
 @dataclass

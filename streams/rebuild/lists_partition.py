@@ -156,6 +156,8 @@ async def _judge_new_facts(ctx: RebuildContext, store: LocalStore, partition: in
                 store.put(
                     b"\x00".join([CANDIDATE + fact.person_id.encode(), at.encode(), event_id.encode()]), value
                 )
+                if store.pending >= CHECKPOINT_RECORDS:  # a first replay's are every fact: in batches
+                    store.commit()
     store.commit()
     tally.superseded = 0
     person: str | None = None
@@ -164,6 +166,8 @@ async def _judge_new_facts(ctx: RebuildContext, store: LocalStore, partition: in
         fact = _fact(value)
         if fact.person_id != person:
             _keep(ctx, store, state, before)
+            if store.pending >= CHECKPOINT_RECORDS:  # a verification's expected states, in batches
+                store.commit()
             person = fact.person_id
             state = before = PersonOptOuts.from_json(person, stored(store.get(person.encode())))
         latest_fact, latest_override = (
