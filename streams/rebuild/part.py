@@ -19,6 +19,7 @@ from streams.rebuild.context import RebuildContext
 from streams.rebuild.exchange import exchange_topic
 from streams.rebuild.group_offsets import committed_offsets
 from streams.rebuild.lists_partition import rebuild_lists
+from streams.rebuild.native_heap import fix_mmap_threshold
 from streams.rebuild.parts import Part
 from streams.rebuild.shipper import Shipper
 from streams.rebuild.tally import Tally
@@ -79,6 +80,7 @@ def peak_rss_mb() -> float:
 
 async def replay_part(settings: Settings, running: Generation, target: Generation, part: Part) -> PartSummary:
     """Rebuild this part's partitions into `target`: its changelogs, consumer group offsets and lists."""
+    fix_mmap_threshold()
     started = time.monotonic()
     shipper = Shipper(settings.brokers)
     await shipper.start()

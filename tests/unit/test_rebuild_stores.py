@@ -5,6 +5,7 @@ order new facts are judged in."""
 from __future__ import annotations
 
 import argparse
+import platform
 import random
 from collections import Counter
 from pathlib import Path
@@ -17,6 +18,7 @@ from projections.contacts import resolve_all
 from projections.keywords import DEFAULT_KEYWORDS
 from projections.rebuild import new_facts
 from streams.rebuild.local_store import LocalStore
+from streams.rebuild.native_heap import fix_mmap_threshold
 from streams.rebuild.parts import Part, part_argument, processes_argument, sample_argument
 from streams.rebuild.tally import Tally
 from tests.unit.test_properties import PROPERTIES
@@ -107,3 +109,8 @@ def test_the_new_facts_do_not_depend_on_the_order_they_come_from_the_exchange_in
     shuffler.shuffle(shuffled)
 
     assert new_facts(shuffled, before) == new_facts(derived, before)
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's allocator only")
+def test_the_mmap_threshold_is_fixed_on_glibc() -> None:
+    assert fix_mmap_threshold()
