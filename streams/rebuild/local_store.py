@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
 
-from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch
+from rocksdict import BlockBasedIndexType, BlockBasedOptions, Cache, Options, Rdict, WriteBatch
 
 # The store's own records start with a NUL, which no phone or person id holds (`schemas.events`);
 # the rebuild's indexes with other bytes below a space, which no id starts with either.
@@ -26,7 +26,9 @@ def _options() -> Options:
     # As the workers' stores (streams.engine.tables.STORE_OPTIONS): small write buffers, flushed to
     # disk, so that a store of millions of keys does not stay in memory; a small block cache that
     # also holds the index and filter blocks (RocksDB's default keeps those of every open file
-    # outside any cache, and its default cache is 32 MiB).
+    # outside any cache, and its default cache is 32 MiB). Indexes and filters are partitioned, only
+    # their top level pinned: a file's whole index outgrew the 8 MiB cache and was read again for
+    # every get (3,500 gets/s on 400,000 keys; partitioned, 90,000).
     options = Options(raw_mode=True)
     options.create_if_missing(True)
     options.set_write_buffer_size(4 * 1024 * 1024)
@@ -34,6 +36,12 @@ def _options() -> Options:
     table = BlockBasedOptions()
     table.set_block_cache(Cache(8 * 1024 * 1024))
     table.set_cache_index_and_filter_blocks(True)
+    table.set_index_type(BlockBasedIndexType.two_level_index_search())
+    table.set_bloom_filter(10, False)
+    table.set_partition_filters(True)
+    table.set_metadata_block_size(4096)
+    table.set_pin_top_level_index_and_filter(True)
+    table.set_pin_l0_filter_and_index_blocks_in_cache(True)
     options.set_block_based_table_factory(table)
     return options
 
