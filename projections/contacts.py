@@ -7,7 +7,7 @@ and emits the same person events again, to the byte (stage 2 drops them by id), 
 a crash after the table was written is made good by the redelivery, whatever the redelivery carries
 (a webhook delivered twice is stamped with two receipt times).
 
-"Before" is the events' `occurred_at`, not their order in the log (DESIGN.md): a keyword applies to
+"Before" is the events' `occurred_at`, not their order in the log (docs/rules.md): a keyword applies to
 the persons whose first send from that sender occurred at or before it, and a send that reaches the
 fold after a standing opt-out keyword it occurred before records that opt-out then. For that the
 phone keeps each sender's latest keyword by time (`standing`), which is enough: an older keyword of

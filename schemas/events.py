@@ -176,7 +176,8 @@ class MessageBlocked(Event):
     """Twilio refused a send to `person_id` at `phone` with 21610: they unsubscribed from `sender`.
 
     `person_id` may be null when `message_sid` is given (a status callback that did not name the
-    person): stage 1 then finds the person from the `message.sent` that carried that sid.
+    person): stage 1 then names every person who received from `sender` at `phone` by `occurred_at`
+    (Twilio blocks a phone and a sender, not one message; docs/rules.md).
     Version 2 adds `channel` (version 1 values are SMS).
     """
 

@@ -9,7 +9,7 @@ from projections.keywords import DEFAULT_KEYWORDS, Intent, Keywords, classify, k
 from schemas.events import OptOutType
 from streams.settings import Settings
 
-# Twilio's defaults (2025+), copied from DESIGN.md rather than from the code under test.
+# Twilio's defaults (2025+), copied from docs/rules.md rather than from the code under test.
 OPT_OUT_WORDS = ["STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"]
 OPT_IN_WORDS = ["START", "YES", "UNSTOP"]
 HELP_WORDS = ["HELP", "INFO"]

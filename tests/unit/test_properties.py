@@ -1,5 +1,5 @@
 """Properties of the two folds over generated logs: a replay equals the live tables, a redelivery changes
-nothing, persons do not leak into each other's lists, and the lists follow DESIGN.md's rules."""
+nothing, persons do not leak into each other's lists, and the lists follow docs/rules.md."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ BODIES = (
 )
 OPT_OUT_TYPES = (None, None, None, None, "STOP", "START", "HELP")
 
-# DESIGN.md's keywords, read independently of projections.keywords.
+# docs/rules.md's keywords, read independently of projections.keywords.
 OPT_OUT_WORDS = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"}
 OPT_IN_WORDS = {"START", "YES", "UNSTOP"}
 
@@ -214,7 +214,7 @@ def test_dropping_a_persons_sends_blocks_and_overrides_leaves_the_others_lists_a
 
 
 def intent_of(event: MessageReceived) -> str | None:
-    """DESIGN.md's reading of a body: OptOutType when present, else the whole trimmed body."""
+    """docs/rules.md's reading of a body: OptOutType when present, else the whole trimmed body."""
     if event.opt_out_type:
         return event.opt_out_type
     word = event.body.strip().upper()
@@ -222,7 +222,7 @@ def intent_of(event: MessageReceived) -> str | None:
 
 
 def expected_lists(log: Iterable[MessagingEvent | OptOutOverridden]) -> dict[str, dict[Any, Any]]:
-    """DESIGN.md's rules applied straight to the log: person -> (sender, phone) -> (since, cause)."""
+    """docs/rules.md's rules applied straight to the log: person -> (sender, phone) -> (since, cause)."""
     recipients: set[tuple[str, str, str]] = set()  # (person, phone, sender) of every message.sent
     lists: dict[str, dict[tuple[str, str], tuple[datetime, str]]] = {person: {} for person in PERSONS}
     seen: set[str] = set()

@@ -1,4 +1,4 @@
-"""The rules of DESIGN.md as stories, each told through both stages: messaging events resolved per
+"""The rules of docs/rules.md as stories, each told through both stages: messaging events resolved per
 phone, the person events they emit (and operators' overrides) projected per person."""
 
 from __future__ import annotations

@@ -68,7 +68,7 @@ BLOCKED: dict[str, Any] = {
 }
 EVENTS = {"sent": SENT, "received-v1": RECEIVED_V1, "received-v2": RECEIVED_V2, "blocked": BLOCKED}
 
-# The fields the contract (docs: DESIGN.md) says each event carries and the decoder cannot do without.
+# The fields the contract (docs/contract.md) says each event carries and the decoder cannot do without.
 REQUIRED = {
     "sent": ["type", "event_id", "occurred_at", "person_id", "phone", "sender", "message_sid"],
     "received-v1": [
