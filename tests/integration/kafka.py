@@ -8,7 +8,9 @@ import json
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
+
+from streams.engine.log_reader import read, snapshot
 
 T = TypeVar("T")
 
@@ -29,40 +31,28 @@ def publish(brokers: str, topic: str, records: Iterable[tuple[str, Any]]) -> Non
     run(send)
 
 
-def latest_values(brokers: str, topic: str, keys: set[str], idle_seconds: float = 2.0) -> dict[str, Any]:
-    """The latest JSON value per key among `keys`, reading `topic` from the start until nothing new
-    arrives for `idle_seconds` (the broker's high watermark is not trusted to mark the end)."""
-    return {
-        key: json.loads(values[-1]) for key, values in raw_values(brokers, topic, keys, idle_seconds).items()
-    }
+def latest_values(brokers: str, topic: str, keys: set[str]) -> dict[str, Any]:
+    """The latest JSON value per key among `keys`, reading `topic` to its end (as `raw_values`)."""
+    return {key: json.loads(values[-1]) for key, values in raw_values(brokers, topic, keys).items()}
 
 
-def raw_values(brokers: str, topic: str, keys: set[str], idle_seconds: float = 2.0) -> dict[str, list[bytes]]:
-    """Every value of each key among `keys`, as bytes, in each partition's order (as `latest_values`)."""
+def raw_values(brokers: str, topic: str, keys: set[str]) -> dict[str, list[bytes]]:
+    """Every value of each key among `keys`, as bytes, in each partition's order, reading `topic` from
+    its start to the end each partition has now: the end read from the log, not the brokers' high
+    watermark (Tansu's can fall short), and not a quiet period (which a slow write outlasts), so that
+    "nothing was appended" is a fact about the whole log."""
 
-    async def read() -> dict[str, list[bytes]]:
-        consumer = AIOKafkaConsumer(bootstrap_servers=brokers, enable_auto_commit=False)
-        await consumer.start()
-        try:
-            partitions = consumer.partitions_for_topic(topic) or set()
-            tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-            consumer.assign(tps)
-            await consumer.seek_to_beginning(*tps)
-            found: dict[str, list[bytes]] = {}
-            idle = 0.0
-            while idle < idle_seconds:
-                batch = await consumer.getmany(timeout_ms=250)
-                records = [record for records in batch.values() for record in records]
-                idle = idle + 0.25 if not records else 0.0
-                for record in records:
-                    key = record.key.decode() if record.key else ""
-                    if key in keys and record.value is not None:
-                        found.setdefault(key, []).append(record.value)
-            return found
-        finally:
-            await consumer.stop()
+    async def read_all() -> dict[str, list[bytes]]:
+        servers = brokers.split(",")
+        found: dict[str, list[bytes]] = {}
+        async for records in read(servers, await snapshot(servers, [topic])):
+            for record in records:
+                key = record.key.decode() if record.key else ""
+                if key in keys and record.value is not None:
+                    found.setdefault(key, []).append(record.value)
+        return found
 
-    return run(read)
+    return run(read_all)
 
 
 def run(coroutine: Callable[[], Awaitable[T]]) -> T:

@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 
 from schemas.codec import encode
 from schemas.events import OptOutOverridden, OptOutRecorded
+from streams.engine.log_reader import read, snapshot
 from streams.engine.topics import MESSAGING_EVENTS, OPT_OUTS, PERSON_EVENTS
 from streams.pipeline.placement import CRC32, expected_partition
 from tests.factories import sent, unique, unique_phone
@@ -85,29 +86,18 @@ def partition_count(brokers: str, topic: str) -> int:
     return run(count)
 
 
-def placed(brokers: str, topic: str, key: str, idle_seconds: float = 2.0) -> list[tuple[int, Any]]:
+def placed(brokers: str, topic: str, key: str) -> list[tuple[int, Any]]:
     """(partition, JSON value) of every record of `topic` keyed `key` (in each partition's order, the
-    partitions in no order), reading from the start until nothing new arrives for `idle_seconds`."""
+    partitions in no order), reading each partition to the end it has now (not a quiet period)."""
 
-    async def read() -> list[tuple[int, Any]]:
-        consumer = AIOKafkaConsumer(bootstrap_servers=brokers, enable_auto_commit=False)
-        await consumer.start()
-        try:
-            tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-            consumer.assign(tps)
-            await consumer.seek_to_beginning(*tps)
-            found: list[tuple[int, Any]] = []
-            idle = 0.0
-            while idle < idle_seconds:
-                batch = await consumer.getmany(timeout_ms=250)
-                records = [record for records in batch.values() for record in records]
-                idle = idle + 0.25 if not records else 0.0
-                found += [(r.partition, json.loads(r.value)) for r in records if r.key == key.encode()]
-            return found
-        finally:
-            await consumer.stop()
+    async def read_all() -> list[tuple[int, Any]]:
+        servers = brokers.split(",")
+        found: list[tuple[int, Any]] = []
+        async for records in read(servers, await snapshot(servers, [topic])):
+            found += [(r.partition, json.loads(r.value)) for r in records if r.key == key.encode()]
+        return found
 
-    return run(read)
+    return run(read_all)
 
 
 def misplaced_by_crc32(key: str, partitions: int) -> bool:
