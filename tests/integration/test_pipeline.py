@@ -13,9 +13,9 @@ import pytest
 
 from schemas.codec import encode
 from schemas.events import OptOutCleared, OptOutRecorded
-from streams.engine.topics import MESSAGING_EVENTS, OPT_OUTS, PERSON_EVENTS
+from streams.engine.topics import DEAD_LETTERS, MESSAGING_EVENTS, OPT_OUTS, PERSON_EVENTS
 from tests.factories import blocked, received, sent, unique, unique_phone
-from tests.integration.kafka import latest_values, publish
+from tests.integration.kafka import latest_values, publish, raw_values
 from tests.integration.processes import ServiceProcess, http_json, operator_headers
 
 pytestmark = pytest.mark.integration
@@ -168,11 +168,16 @@ def test_an_event_keyed_by_an_unnormalised_phone_is_rekeyed_and_folded(
 ) -> None:
     person = unique("person")
     national = "(415) 555-1299"
-    publish(kafka_brokers, MESSAGING_EVENTS, [(national, blocked(person, national, SENDER))])
+    event = blocked(person, national, SENDER)
+    rekeyed_before = metric(worker, "optouts_rekeyed_events_total")
+    publish(kafka_brokers, MESSAGING_EVENTS, [(national, event)])
 
     [entry] = eventually(lambda: opt_outs(worker, person))
     assert entry["phone"] == "+14155551299"
-    assert metric(worker, "optouts_rekeyed_events_total") >= 1
+    # Sent again under the E.164 key and folded there, not folded where it landed.
+    again = raw_values(kafka_brokers, MESSAGING_EVENTS, {"+14155551299"}).get("+14155551299", [])
+    assert [json.loads(value)["event_id"] for value in again].count(event["event_id"]) == 1
+    assert metric(worker, "optouts_rekeyed_events_total") - rekeyed_before >= 1
 
 
 def test_an_undecodable_event_is_skipped_and_counted_and_the_next_is_folded(
@@ -180,6 +185,7 @@ def test_an_undecodable_event_is_skipped_and_counted_and_the_next_is_folded(
 ) -> None:
     person, phone = unique("person"), unique_phone()
     bad_phone = {**sent(person, phone, SENDER), "phone": "not a phone"}
+    failures_before = metric(worker, "optouts_decode_failures_total")
     publish(
         kafka_brokers,
         MESSAGING_EVENTS,
@@ -191,7 +197,9 @@ def test_an_undecodable_event_is_skipped_and_counted_and_the_next_is_folded(
         ],
     )
     eventually(lambda: senders(worker, person) == {SENDER})
-    assert metric(worker, "optouts_decode_failures_total") >= 2
+    # Both kept aside under their key (this test's phone alone), and counted.
+    assert len(raw_values(kafka_brokers, DEAD_LETTERS, {phone}).get(phone, [])) == 2
+    assert metric(worker, "optouts_decode_failures_total") - failures_before >= 2
 
 
 def test_the_output_topic_holds_each_persons_current_list(worker: ServiceProcess, kafka_brokers: str) -> None:
