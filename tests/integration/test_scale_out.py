@@ -11,10 +11,10 @@ import pytest
 from aiokafka.partitioner import murmur2
 
 from streams.engine.topics import OPT_OUTS_TABLE
-from tests.factories import unique
+from tests.factories import received, sent, unique, unique_phone
 from tests.integration.processes import ServiceProcess, http_json, new_worker, operator_headers
-from tests.integration.test_overrides import WHO, opted_out, remove
-from tests.integration.test_pipeline import SENDER, eventually, history, opt_outs, senders
+from tests.integration.test_overrides import WHO, remove
+from tests.integration.test_pipeline import SENDER, eventually, history, opt_outs, publish_events, senders
 
 pytestmark = pytest.mark.integration
 
@@ -65,15 +65,32 @@ def owners(worker: ServiceProcess) -> dict[int, int]:
     }
 
 
-def owner_port(pair: tuple[ServiceProcess, ServiceProcess], person: str, partitions: int = 4) -> int:
-    return owners(pair[0])[(murmur2(person.encode()) & 0x7FFFFFFF) % partitions]
+PARTITIONS = 4  # OPTOUTS_PARTITIONS' default
+
+
+def partition_of(person: str) -> int:
+    return (murmur2(person.encode()) & 0x7FFFFFFF) % PARTITIONS
+
+
+def owner_port(pair: tuple[ServiceProcess, ServiceProcess], person: str) -> int:
+    return owners(pair[0])[partition_of(person)]
+
+
+def opted_out_on(worker: ServiceProcess, brokers: str, partition: int) -> str:
+    """A new person of `partition` (chosen, not drawn: random ones can all land on one worker),
+    opted out of SENDER."""
+    person = next(p for p in iter(lambda: unique("person"), None) if partition_of(p) == partition)
+    phone = unique_phone()
+    publish_events(brokers, sent(person, phone, SENDER), received(phone, SENDER, "STOP"))
+    eventually(lambda: senders(worker, person) == {SENDER})
+    return person
 
 
 def test_either_worker_answers_for_persons_owned_by_both(
     pair: tuple[ServiceProcess, ServiceProcess], kafka_brokers: str
 ) -> None:
     first, second = pair
-    persons = [opted_out(first, kafka_brokers, SENDER)[0] for _ in range(8)]
+    persons = [opted_out_on(first, kafka_brokers, partition) for partition in range(PARTITIONS) for _ in "ab"]
     assert {owner_port(pair, person) for person in persons} == {first.port, second.port}
 
     for person in persons:
@@ -85,11 +102,8 @@ def test_an_override_sent_to_the_worker_that_does_not_own_the_person_is_applied(
     pair: tuple[ServiceProcess, ServiceProcess], kafka_brokers: str
 ) -> None:
     first, second = pair
-    person = next(
-        p
-        for p in (opted_out(first, kafka_brokers, SENDER)[0] for _ in range(20))
-        if owner_port(pair, p) == second.port
-    )
+    seconds = [partition for partition, port in owners(first).items() if port == second.port]
+    person = opted_out_on(first, kafka_brokers, seconds[0])
 
     status, event = remove(first, person, SENDER)  # first forwards it, body and all, to second
 
