@@ -109,7 +109,7 @@ def stop_process(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, ti
             process.wait(timeout)
         except subprocess.TimeoutExpired:
             process.kill()
-            process.wait()
+            process.wait(10)  # SIGKILL cannot be refused: only a process stuck in the kernel outlasts it
     return process.returncode
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -238,8 +239,12 @@ def test_a_replay_builds_a_new_generation_while_the_running_one_answers_then_the
         stderr=subprocess.PIPE,
         text=True,
     )
-    answers = 0
+    answers, deadline = 0, time.monotonic() + 180
     while rebuilding.poll() is None:  # the running generation answers all through the replay
+        if time.monotonic() > deadline:
+            rebuilding.kill()
+            progress = rebuilding.communicate(timeout=10)[1]
+            pytest.fail(f"the replay did not end within 180 s: {progress[-2000:]}")
         assert answering_app_id(worker) == app_id
         assert opt_outs(worker, story.stays) == before[story.stays][0]
         answers += 1
@@ -342,7 +347,12 @@ def test_replay_and_verify_without_brokers_say_what_is_missing(worker: ServicePr
     env = {k: v for k, v in worker.env.items() if k != "OPTOUTS_KAFKA_BROKERS"}
     for command, status in (("replay", 1), ("verify", 3)):
         done = subprocess.run(
-            [sys.executable, "-m", "streams", command], env=env, cwd=ROOT, capture_output=True, text=True
+            [sys.executable, "-m", "streams", command],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         assert done.returncode == status
         assert "OPTOUTS_KAFKA_BROKERS is not set" in done.stderr

@@ -111,7 +111,7 @@ def test_run_with_brokers_configured_uses_them_and_starts_no_broker(
         assert re.search(rf"Kafka brokers\s+{re.escape(kafka_brokers)}\n", banner)
         assert "embedded" not in banner
         children = subprocess.run(
-            ["pgrep", "-P", str(process.pid)], capture_output=True, text=True
+            ["pgrep", "-P", str(process.pid)], capture_output=True, text=True, timeout=10
         ).stdout.split()
         assert children == []
     finally:

@@ -41,7 +41,12 @@ def test_run_on_the_embedded_broker_restarts_into_the_replayed_generation_and_ke
 
         tools = {**worker_env(brokers, tmp_path / "tools", app_id, port)}
         replayed = subprocess.run(
-            [sys.executable, "-m", "streams", "replay"], env=tools, cwd=ROOT, capture_output=True, text=True
+            [sys.executable, "-m", "streams", "replay"],
+            env=tools,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
         assert replayed.returncode == 0, replayed.stderr
         assert "switched       yes" in replayed.stdout
@@ -53,7 +58,12 @@ def test_run_on_the_embedded_broker_restarts_into_the_replayed_generation_and_ke
         assert log.read_text().count("sms-optouts is ready") == 2
 
         verified = subprocess.run(
-            [sys.executable, "-m", "streams", "verify"], env=tools, cwd=ROOT, capture_output=True, text=True
+            [sys.executable, "-m", "streams", "verify"],
+            env=tools,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
         assert verified.returncode == 0, verified.stdout + verified.stderr
         assert "all agree" in verified.stdout
