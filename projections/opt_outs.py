@@ -56,6 +56,9 @@ class PersonOptOuts:
     entries: Mapping[EntryKey, OptOutEntry] = field(default_factory=dict)
     # the latest removal of each entry that was ever removed: a recording no later than it is stale
     removed: Mapping[EntryKey, datetime] = field(default_factory=dict)
+    # the latest recording of a standing entry, when later than its `since` (a STOP or 21610 that
+    # re-confirmed it): a removal older than that is of the past, whatever order they arrived in
+    reconfirmed: Mapping[EntryKey, datetime] = field(default_factory=dict)
     updated_at: datetime | None = None
     history_start: int = 0  # changes before `history`, kept apart from the state
     history: tuple[AnyPersonEvent, ...] = ()
@@ -80,6 +83,9 @@ class PersonOptOuts:
             "removed": [
                 [sender, phone, _text(moment)] for (sender, phone), moment in sorted(self.removed.items())
             ],
+            "reconfirmed": [
+                [sender, phone, _text(moment)] for (sender, phone), moment in sorted(self.reconfirmed.items())
+            ],
             "updated_at": None if self.updated_at is None else _text(self.updated_at),
             "history_length": self.history_length,
         }
@@ -101,6 +107,10 @@ class PersonOptOuts:
             entries={entry_key(entry): entry for entry in entries},
             removed={
                 (sender, phone): _TIME.validate_python(moment) for sender, phone, moment in data["removed"]
+            },
+            reconfirmed={
+                (sender, phone): _TIME.validate_python(moment)
+                for sender, phone, moment in data.get("reconfirmed", ())  # stored before it was kept
             },
             updated_at=None if data["updated_at"] is None else _TIME.validate_python(data["updated_at"]),
             history_start=data["history_length"],
@@ -142,8 +152,13 @@ def _apply(event: Any, state: PersonOptOuts) -> PersonOptOuts:
 @_apply.register
 def _recorded(event: OptOutRecorded, state: PersonOptOuts) -> PersonOptOuts:
     key = entry_key(event)
-    if key in state.entries:
-        return state  # already opted out: the entry keeps its first cause and date
+    entry = state.entries.get(key)
+    if entry is not None:
+        # Already opted out: the entry keeps its first cause and date, and notes the latest time it
+        # was confirmed, which a removal must be later than to take it off.
+        if event.occurred_at <= state.reconfirmed.get(key, entry.since):
+            return state
+        return replace(state, reconfirmed={**state.reconfirmed, key: event.occurred_at})
     removed = state.removed.get(key)
     if removed is not None and event.occurred_at <= removed:
         return state  # removed since (a redelivery, or a 21610 older than an opt-in): of the past
@@ -175,13 +190,15 @@ def _removed(event: OptOutCleared | OptOutOverridden, state: PersonOptOuts) -> P
             key: event.occurred_at,
         }
     )
-    if entry is None or event.occurred_at < entry.since:
-        # Nothing to remove, or the entry came after this event (a redelivery of an older removal):
-        # the list does not change and the history says nothing, but a recording older than this
+    if entry is None or event.occurred_at < state.reconfirmed.get(key, entry.since):
+        # Nothing to remove, or the entry was recorded or confirmed after this event (a redelivery
+        # of an older removal, or a STOP or 21610 that occurred after it but arrived before): the
+        # list does not change and the history says nothing, but a recording older than this
         # removal, should it come late, is of the past.
         return state if removed is state.removed else replace(state, removed=removed)
     entries = {k: v for k, v in state.entries.items() if k != key}
-    return _changed(state, event, entries, removed)
+    reconfirmed = {k: v for k, v in state.reconfirmed.items() if k != key}
+    return replace(_changed(state, event, entries, removed), reconfirmed=reconfirmed)
 
 
 def _changed(

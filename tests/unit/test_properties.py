@@ -291,3 +291,18 @@ def test_who_is_on_which_list_does_not_depend_on_the_order_the_events_arrive_in(
         return {person: set(state.entries) for person, state in people.items() if state.entries}
 
     assert entries(shuffled) == entries(in_time_order)
+
+
+@settings(PROPERTIES, max_examples=1500)  # the orders that matter are rare among all orders
+@given(logs(), st.data())
+def test_arrival_order_never_takes_an_opt_out_off_a_list(log: Log, data: st.DataObject) -> None:
+    """Events arrive late and out of order: whatever the order, every entry the log's fold in time
+    order lists is listed. (The reverse does not hold, docs/rules.md#time-not-arrival says where.)"""
+    arrived = data.draw(st.permutations(log))
+    in_time = sorted(log, key=lambda event: event.occurred_at)
+
+    def entries(events: Sequence[MessagingEvent | OptOutOverridden]) -> set[tuple[str, tuple[str, str]]]:
+        people = project_log(person_log(events))
+        return {(person, key) for person, state in people.items() for key in state.entries}
+
+    assert entries(in_time) <= entries(arrived)

@@ -319,6 +319,32 @@ def test_override_removes_and_a_later_21610_brings_it_back() -> None:
     assert (entry.cause, entry.since) == ("send_blocked", at(3))
 
 
+def test_a_21610_after_an_override_that_arrives_before_it_keeps_the_entry() -> None:
+    # In time: listed at 1, removed at 2, blocked again at 3. The override reaches the person log
+    # last (an operator's clock behind Twilio's, a late producer): it is older than the 21610.
+    people = run(
+        sent("s1", "ann"),
+        received("r1", "STOP", minute=1),
+        blocked("b1", "ann", minute=3),
+        overridden("o1", "ann", minute=2),
+    )
+
+    assert listed(people, "ann") == {(SENDER, PHONE)}
+    assert people["ann"].entries[(SENDER, PHONE)].since == at(1)  # the first recording to arrive
+    assert history(people, "ann") == ["opt_out.recorded"]
+
+
+def test_a_removal_after_every_recording_of_the_entry_removes_it_whatever_their_order() -> None:
+    people = run(
+        sent("s1", "ann"),
+        received("r1", "STOP", minute=1),
+        blocked("b1", "ann", minute=3),
+        overridden("o1", "ann", minute=4),
+    )
+
+    assert listed(people, "ann") == set()
+
+
 def test_after_an_override_a_new_stop_lists_the_sender_again() -> None:
     people = run(
         sent("s1", "ann"),
