@@ -185,7 +185,8 @@ def status_callback(
     form: FormParams, person_id: str | None, *, region: str, received_at: datetime
 ) -> StatusCallback:
     """What a status callback means. `person_id` is the query parameter the sender put in the
-    callback URL; without it stage 1 finds the person from the `message.sent` with that sid."""
+    callback URL; without it stage 1 names every person who received from that sender at that phone
+    by then (docs/rules.md)."""
     sid = _required(form, "MessageSid")
     status = _required(form, "MessageStatus").strip().lower()
     code = (_optional(form, "ErrorCode") or "").strip()

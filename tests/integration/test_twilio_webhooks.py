@@ -332,6 +332,27 @@ def test_a_status_callback_with_21610_names_everyone_texted_from_that_sender_at_
     assert senders(twilio_worker, cat) == set()
 
 
+@pytest.mark.parametrize("missing", ["MessageSid", "MessageStatus", "To", "From"])
+def test_a_21610_callback_missing_a_required_parameter_is_400_naming_it_and_lists_nothing(
+    twilio_worker: ServiceProcess, kafka_brokers: str, missing: str
+) -> None:
+    person, phone = unique("person"), unique_phone()
+    form = status_form(message_sid=sid(), status="failed", to=phone, from_=SENDER, error_code="21610")
+    # SmsSid and SmsStatus are Twilio's older names of the same values: gone with them.
+    older = {"MessageSid": "SmsSid", "MessageStatus": "SmsStatus"}.get(missing)
+    form = [(k, v) for k, v in form if k not in (missing, older)]
+
+    answer = status(twilio_worker, form, f"?person_id={person}")
+
+    assert (answer.status, f"{missing} is missing" in answer.body) == (400, True), answer.body
+    # Then a callback that does name everything, for the same person: only its entry shows.
+    other = unique_phone()
+    good = status_form(message_sid=sid(), status="failed", to=other, from_=SENDER, error_code="21610")
+    assert status(twilio_worker, good, f"?person_id={person}").status == 200
+    [entry] = eventually(lambda: opt_outs(twilio_worker, person))
+    assert entry["phone"] == other
+
+
 def test_status_callbacks_repeated_for_one_message_and_status_record_once(
     twilio_worker: ServiceProcess, kafka_brokers: str
 ) -> None:
