@@ -107,6 +107,9 @@ def test_a_request_forwarded_to_the_owning_worker_keeps_its_token(
 
     assert listed(first, person, BEARER) == (200, {"person_id": person, "opt_outs": [], "updated_at": None})
     assert listed(first, person)[0] == 401
+    # The owner checks the token again: a request that says it was forwarded is trusted no more.
+    assert listed(second, person, {"X-Optouts-Forwarded": "1"})[0] == 401
+    assert listed(second, person, {"X-Optouts-Forwarded": "1", **BEARER})[0] == 200
 
 
 def test_a_browser_logs_in_once_and_the_cookie_opens_the_person_page(
