@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
 from streams.engine.broker import free_port
-from tests.integration.processes import ROOT, ServiceProcess
+from tests.integration.processes import ROOT, ServiceProcess, http_json
 from tests.integration.test_overrides import opted_out
 from tests.integration.test_pipeline import OTHER_SENDER, SENDER, history, senders
 
@@ -23,6 +25,23 @@ def optouts(*args: str, api: str) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=60,
     )
+
+
+def test_json_prints_what_the_api_answers_for_show_history_and_remove(
+    worker: ServiceProcess, kafka_brokers: str
+) -> None:
+    person, phone = opted_out(worker, kafka_brokers, SENDER)
+
+    def as_json(*args: str) -> Any:
+        done = optouts("--json", *args, api=worker.url)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    assert as_json("show", person) == http_json("GET", f"{worker.url}/people/{person}/sms-opt-outs")[1]
+    assert [c["type"] for c in as_json("history", person)["history"]] == ["opt_out.recorded"]
+    removed = as_json("remove", person, SENDER, "--actor", "ops@example.com", "--reason", "ticket 4711")
+    assert (removed["type"], removed["phone"]) == ("opt_out.overridden", phone)
+    assert as_json("show", person)["opt_outs"] == []
 
 
 def test_show_and_history_print_the_list_and_its_changes(worker: ServiceProcess, kafka_brokers: str) -> None:
