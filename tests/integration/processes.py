@@ -113,6 +113,18 @@ def stop_process(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, ti
     return process.returncode
 
 
+def run_optouts(env: dict[str, str], *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    """`python -m streams ARGS` to its end (at most `timeout` s) with the settings in `env`."""
+    return subprocess.run(
+        [sys.executable, "-m", "streams", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def operator_headers(worker: ServiceProcess) -> dict[str, str]:
     """The Authorization a client of `worker` sends: its OPTOUTS_OPERATOR_TOKEN, else the token it
     generated into its data dir, if either."""

@@ -4,7 +4,6 @@ answers")."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 import urllib.error
@@ -12,11 +11,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import murmur2
 
 from tests.factories import received, sent, unique, unique_phone
-from tests.integration.kafka import raw_values
+from tests.integration.kafka import produce, raw_values
 from tests.integration.processes import new_worker
 from tests.integration.test_pipeline import eventually, publish_events, senders
 
@@ -40,22 +38,6 @@ def get(url: str) -> tuple[int, dict[str, str], dict[str, object] | None]:
         return 0, {}, None
 
 
-def fill(brokers: str, topic: str, partition: int, value: bytes, count: int) -> None:
-    async def send() -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=brokers, acks="all", linger_ms=20)
-        await producer.start()
-        try:
-            futures = [
-                await producer.send(topic, value, key=b"filler-%d" % i, partition=partition)
-                for i in range(count)
-            ]
-            await asyncio.gather(*futures)
-        finally:
-            await producer.stop()
-
-    asyncio.run(send())
-
-
 def test_a_list_asked_for_during_a_restore_is_503_with_retry_after_never_part_of_it(
     kafka_brokers: str, tmp_path: Path, output_dir: Path
 ) -> None:
@@ -69,7 +51,7 @@ def test_a_list_asked_for_during_a_restore_is_503_with_retry_after_never_part_of
         # person's later states, so that a restore holds the one-entry state for a while.
         [one_entry] = raw_values(kafka_brokers, changelog, {person})[person][-1:]
         partition = (murmur2(person.encode()) & 0x7FFFFFFF) % PARTITIONS
-        fill(kafka_brokers, changelog, partition, one_entry, FILLER)
+        produce(kafka_brokers, changelog, ((b"filler-%d" % i, one_entry) for i in range(FILLER)), partition)
         for sender in SENDERS[1:]:
             publish_events(kafka_brokers, sent(person, phone, sender), received(phone, sender, "STOP"))
         eventually(lambda: senders(first, person) == set(SENDERS), timeout=60)

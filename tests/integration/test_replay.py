@@ -22,7 +22,7 @@ from streams.engine.log_reader import read, snapshot
 from streams.engine.topics import DEAD_LETTERS, MESSAGING_EVENTS, OPT_OUTS, PERSON_EVENTS
 from tests.factories import blocked, received, recorded, sent, unique, unique_phone
 from tests.integration.kafka import latest_values, publish, run
-from tests.integration.processes import ROOT, ServiceProcess, http_json, new_worker
+from tests.integration.processes import ROOT, ServiceProcess, http_json, new_worker, run_optouts
 from tests.integration.test_pipeline import SENDER, eventually, history, opt_outs, publish_events, senders
 
 pytestmark = pytest.mark.integration
@@ -86,14 +86,7 @@ def story(worker: ServiceProcess, kafka_brokers: str) -> Story:
 
 def optouts(worker: ServiceProcess, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     """`python -m streams ARGS` with the worker's settings (its app id and brokers), plus `env`."""
-    return subprocess.run(
-        [sys.executable, "-m", "streams", *args],
-        env={**worker.env, **env},
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    return run_optouts({**worker.env, **env}, *args, timeout=180)
 
 
 def answering_app_id(worker: ServiceProcess) -> str | None:
@@ -346,14 +339,7 @@ def test_switching_to_a_generation_never_built_is_refused_and_changes_nothing(wo
 def test_replay_and_verify_without_brokers_say_what_is_missing(worker: ServiceProcess) -> None:
     env = {k: v for k, v in worker.env.items() if k != "OPTOUTS_KAFKA_BROKERS"}
     for command, status in (("replay", 1), ("verify", 3)):
-        done = subprocess.run(
-            [sys.executable, "-m", "streams", command],
-            env=env,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        done = run_optouts(env, command)
         assert done.returncode == status
         assert "OPTOUTS_KAFKA_BROKERS is not set" in done.stderr
 

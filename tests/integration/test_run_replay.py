@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import re
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +12,7 @@ import pytest
 from streams.engine.broker import free_port
 from tests.factories import received, sent, unique, unique_phone
 from tests.integration.kafka import publish
-from tests.integration.processes import ROOT, http_json, worker_env
+from tests.integration.processes import http_json, run_optouts, worker_env
 from tests.integration.test_pipeline import SENDER, eventually
 from tests.integration.test_run import alive, start_run
 
@@ -40,14 +38,7 @@ def test_run_on_the_embedded_broker_restarts_into_the_replayed_generation_and_ke
         listed = eventually(lambda: http_json("GET", f"{api}/people/{person}/sms-opt-outs")[1]["opt_outs"])
 
         tools = {**worker_env(brokers, tmp_path / "tools", app_id, port)}
-        replayed = subprocess.run(
-            [sys.executable, "-m", "streams", "replay"],
-            env=tools,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        replayed = run_optouts(tools, "replay", timeout=300)
         assert replayed.returncode == 0, replayed.stderr
         assert "switched       yes" in replayed.stdout
 
@@ -57,14 +48,7 @@ def test_run_on_the_embedded_broker_restarts_into_the_replayed_generation_and_ke
         assert http_json("GET", f"{api}/people/{person}/sms-opt-outs")[1]["opt_outs"] == listed
         assert log.read_text().count("sms-optouts is ready") == 2
 
-        verified = subprocess.run(
-            [sys.executable, "-m", "streams", "verify"],
-            env=tools,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        verified = run_optouts(tools, "verify", timeout=300)
         assert verified.returncode == 0, verified.stdout + verified.stderr
         assert "all agree" in verified.stdout
     finally:

@@ -10,8 +10,6 @@ prove nothing."""
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +19,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from streams.engine.broker import free_port
 from tests.factories import unique
-from tests.integration.processes import ROOT, ServiceProcess, worker_env
+from tests.integration.processes import ServiceProcess, run_optouts, worker_env
 
 pytestmark = pytest.mark.integration
 
@@ -90,14 +88,7 @@ def test_create_topics_creates_what_is_missing_as_the_contract_says_then_nothing
     env = worker_env(kafka_brokers, tmp_path, app_id, free_port(), OPTOUTS_PARTITIONS="3")
 
     def create_topics() -> str:
-        done = subprocess.run(
-            [sys.executable, "-m", "streams", "create-topics"],
-            env=env,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        done = run_optouts(env, "create-topics")
         assert done.returncode == 0, done.stderr
         return done.stdout.strip()
 
