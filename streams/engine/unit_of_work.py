@@ -52,8 +52,12 @@ class PartitionBatch:
     ) -> None:
         self.reads = BatchReads(store)
         self.partition = batch.partition
-        self.last_offset = batch.records[-1].offset
-        self.redelivered = batch.records[0].offset <= folded_up_to(store)
+        # The marker never moves back: a crash's redelivery may come in smaller batches than the
+        # fold it repeats, and each of them, up to the marker, still reaches into what the store holds
+        # and its changelog may lack (docs/decisions/0007-folded-up-to-marker.md).
+        self.folded_before = folded_up_to(store)
+        self.last_offset = max(batch.records[-1].offset, self.folded_before)
+        self.redelivered = batch.records[0].offset <= self.folded_before
         self.writes = writes
         self.sends = sends
         self.skip = skip
