@@ -1,6 +1,7 @@
-"""`optouts soak` at a small size: a worker killed with SIGKILL and restarted twice while 3,000 events
-stream in, then every list (API, store, `sms-opt-outs`) checked against the pure fold of the log.
-CI runs it at 20,000 events and 5 kills (`make soak`)."""
+"""`optouts soak` at a small size: two workers of one app id while 3,000 events stream in, through one
+fault of each shape (a SIGKILL and restart, a restart on an empty data dir, a zombie paused past the
+session timeout, a broker stall), then every list (API, store, `sms-opt-outs`) and the contacts
+checked against the pure fold of the log. CI runs larger schedules with a new seed (`.ci/run`)."""
 
 from __future__ import annotations
 
@@ -16,17 +17,30 @@ from tests.integration.processes import ROOT
 
 pytestmark = pytest.mark.integration
 
-SEED = 1  # fixed, so that a failure here can be run again as it was: the kill moments are seeded
+SEED = 1  # fixed, so that a failure here can be run again as it was: the fault moments are seeded
+FAULTS = ["--kills", "1", "--wipes", "1", "--zombies", "1", "--stalls", "1"]
 
 
-def test_a_worker_killed_and_restarted_while_events_stream_in_ends_with_every_list_the_logs_fold(
+def test_two_workers_through_kills_a_wipe_a_zombie_and_a_stall_end_with_every_list_the_logs_fold(
     output_dir: Path,
 ) -> None:
     # Its own embedded broker: the soak refuses a log that already holds events (other tests').
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPTOUTS_")}
     env.update(PYTHONPATH=str(ROOT))
     done = subprocess.run(
-        [sys.executable, "-m", "streams", "soak", "-n", "3000", "--kills", "2", "--seed", str(SEED)],
+        [
+            sys.executable,
+            "-m",
+            "streams",
+            "soak",
+            "-n",
+            "3000",
+            "--workers",
+            "2",
+            *FAULTS,
+            "--seed",
+            str(SEED),
+        ],
         env=env,
         cwd=ROOT,
         capture_output=True,
@@ -36,8 +50,12 @@ def test_a_worker_killed_and_restarted_while_events_stream_in_ends_with_every_li
     (output_dir / "soak.log").write_text(done.stdout + done.stderr)
 
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert done.stderr.count("[soak] killed incarnation") == 2
+    told = [line for line in done.stderr.splitlines() if line.startswith("[soak] step ")]
+    verbs = sorted(line.split(": ", 1)[1].split(" ", 1)[0] for line in told)
+    assert verbs == ["killed", "killed", "paused", "stalled"]
+    assert sum("emptied its data dir" in line for line in told) == 1
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    assert (result["n"], result["kills"], result["seed"]) == (3000, 2, SEED)
+    assert (result["n"], result["workers"], result["seed"]) == (3000, 2, SEED)
+    assert [result[kind] for kind in ("kills", "wipes", "zombies", "stalls")] == [1, 1, 1, 1]
     assert (result["result"], result["problems"]) == ("agree", 0)
     assert result["persons_verified"] > 0

@@ -1,11 +1,17 @@
-"""What the crash soak counts as a failure: anything that makes the lists or the stores other than the
-pure fold of the log, lag included; and how it cuts the log between the worker's incarnations."""
+"""What the chaos soak counts as a failure: anything that makes the lists or the stores other than the
+pure fold of the log, lag included; how it cuts the log into steps and orders its faults; what it
+refuses to run."""
 
 from __future__ import annotations
 
-from streams.devtools.soak import cut, problems
+import argparse
+
+import pytest
+
+from streams.devtools.soak import EXIT_FAILED, add_soak_commands, cut, problems, schedule, soak_command
 from streams.pipeline.generations import Generation
 from streams.rebuild.verify import Verification
+from streams.settings import Settings
 
 
 def verification(**found: object) -> Verification:
@@ -41,10 +47,41 @@ def test_every_kind_of_disagreement_is_a_problem_of_its_own() -> None:
     assert len(lines) == 6
 
 
-def test_the_log_is_cut_in_consecutive_slices_one_per_incarnation() -> None:
+def test_the_log_is_cut_in_consecutive_slices_one_per_step() -> None:
     events = [{"n": i} for i in range(11)]
 
     slices = cut(events, 3)
 
     assert [len(part) for part in slices] == [4, 4, 3]
     assert [event for part in slices for event in part] == events
+
+
+def test_the_schedule_holds_each_fault_as_often_as_asked_in_an_order_the_seed_gives() -> None:
+    faults = schedule(7, kill=3, wipe=1, zombie=2, stall=2)
+
+    assert sorted(faults) == sorted(["kill"] * 3 + ["wipe"] + ["zombie"] * 2 + ["stall"] * 2)
+    assert schedule(7, kill=3, wipe=1, zombie=2, stall=2) == faults
+    assert len({schedule(seed, kill=3, wipe=1, zombie=2, stall=2) for seed in range(10)}) > 1
+
+
+def soak_args(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_soak_commands(parser.add_subparsers())
+    return parser.parse_args(["soak", *argv])
+
+
+@pytest.mark.parametrize(
+    ("argv", "brokers", "why"),
+    [
+        (["--stalls", "1"], "127.0.0.1:9", "--stalls needs the embedded broker"),
+        (["--workers", "0"], "", "at least one worker"),
+        (["--kills", "-1"], "", "0 or more"),
+        (["-n", "3", "--kills", "2", "--zombies", "1"], "", "more than the faults"),
+    ],
+)
+def test_a_soak_it_cannot_run_as_asked_is_refused_before_it_starts_anything(
+    argv: list[str], brokers: str, why: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Refused before the broker, the proxy or a worker starts: none of them could run here.
+    assert soak_command(soak_args(*argv), Settings(kafka_brokers=brokers)) == EXIT_FAILED
+    assert why in capsys.readouterr().err

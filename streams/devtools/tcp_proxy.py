@@ -1,9 +1,13 @@
-"""A loopback TCP proxy that a test can cut and restore: a broker outage without losing the broker.
+"""A loopback TCP proxy that can cut or stall every connection to a broker: a broker outage or a
+hung broker without losing the broker (the tests' outages, the soak's stalls).
 
 The embedded broker keeps its log in memory, so stopping it loses everything; instead it advertises
 this proxy's address, every client reaches it through here, and `cut()` closes every connection and
 refuses new ones (the listening socket is closed: a connect is refused at once, as with a broker that
 is down), while the broker and its log live on. `restore()` listens on the same port again.
+`stall()` keeps every connection open but carries no byte either way (new ones are accepted and held
+too), as a broker stuck in a long pause or a network that drops everything: clients see timeouts, not
+refusals, and the broker sees no heartbeats. `resume()` delivers what was held and carries on.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ class TcpProxy:
         self._thread = threading.Thread(target=self._loop.run_forever, name="tcp-proxy", daemon=True)
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._flowing: asyncio.Event | None = None  # made in the proxy's loop, set unless stalled
 
     @property
     def address(self) -> str:
@@ -44,6 +49,13 @@ class TcpProxy:
         """Accept connections again, on the same port."""
         self._call(self._listen())
 
+    def stall(self) -> None:
+        """Carry no byte on any connection, old or new, until `resume()`."""
+        self._call(self._set_flowing(False))
+
+    def resume(self) -> None:
+        self._call(self._set_flowing(True))
+
     def stop(self) -> None:
         if self._thread.is_alive():
             self._call(self._cut())
@@ -53,6 +65,18 @@ class TcpProxy:
 
     def _call(self, coroutine: object) -> None:
         asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(10)  # type: ignore[arg-type]
+
+    async def _set_flowing(self, flowing: bool) -> None:
+        if flowing:
+            self._flow().set()
+        else:
+            self._flow().clear()
+
+    def _flow(self) -> asyncio.Event:
+        if self._flowing is None:
+            self._flowing = asyncio.Event()
+            self._flowing.set()
+        return self._flowing
 
     async def _listen(self) -> None:
         if self._server is None:
@@ -79,8 +103,8 @@ class TcpProxy:
         self._writers |= pair
         try:
             await asyncio.gather(
-                _pump(client_reader, broker_writer),
-                _pump(broker_reader, client_writer),
+                _pump(client_reader, broker_writer, self._flow()),
+                _pump(broker_reader, client_writer, self._flow()),
                 return_exceptions=True,
             )
         finally:
@@ -97,9 +121,10 @@ class TcpProxy:
         self.stop()
 
 
-async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, flowing: asyncio.Event) -> None:
     try:
         while data := await reader.read(64 * 1024):
+            await flowing.wait()  # stalled: held here, and TCP's windows hold the rest
             writer.write(data)
             await writer.drain()
     finally:
