@@ -1,6 +1,7 @@
 """Replay, verification, point in time and dead letters, through the real broker, a real worker process,
-real HTTP and the real `optouts` command. The tests of this module run in order on one worker: it
-starts at generation 0 and is switched to generation 1 by the replay test."""
+real HTTP and the real `optouts` command. The module's worker starts at generation 0; the fixture
+`generation_1` replays and switches it to generation 1 for the tests that need it, whichever of them
+runs first, so that each test passes alone and in any order."""
 
 from __future__ import annotations
 
@@ -68,6 +69,12 @@ def story(worker: ServiceProcess, kafka_brokers: str) -> Story:
     phone, other_phone, french_phone = unique_phone(), unique_phone(), unique_phone()
     french_sent = sent(french, french_phone, SENDER)  # sent before the keyword, in time as in the log
     french_message = received(french_phone, SENDER, NEW_KEYWORD.lower())
+    # Records the agents keep aside, on both logs, under keys of their own: the replay and verify
+    # must read past them, whether or not the dead-letter tests ran before them.
+    poison_phone, poison_person = unique_phone(), unique("poison")
+    future = {**sent(poison_person, poison_phone, SENDER), "schema_version": 9}
+    publish(kafka_brokers, MESSAGING_EVENTS, [(poison_phone, b"{not json"), (poison_phone, future)])
+    publish(kafka_brokers, PERSON_EVENTS, [(poison_person, None)])
     publish_events(
         kafka_brokers,
         sent(stays, phone, SENDER),
@@ -82,6 +89,70 @@ def story(worker: ServiceProcess, kafka_brokers: str) -> Story:
     eventually(lambda: senders(worker, stays) == {SENDER} and senders(worker, blocked_person) == {SENDER})
     eventually(lambda: len(history(worker, clears)) == 2)
     return Story(stays, clears, blocked_person, french, french_message)
+
+
+@dataclass(frozen=True)
+class Replayed:
+    """What `generation_1` saw on the way: the replay's test judges it."""
+
+    answering_before: str | None  # the app id answering before the replay
+    before: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]]  # story.unchanged: list, history
+    french_before: set[str]  # the French person's senders, folded without the new keyword
+    answers: list[tuple[str | None, list[dict[str, Any]]]]  # (app id, story.stays' list) polled meanwhile
+    summary: dict[str, Any]  # the replay's --json line
+    progress: str  # what it printed to stderr
+    late: str  # a person opted out after the replay and before the switch
+    answering_before_switch: str | None
+
+
+@pytest.fixture(scope="module")
+def generation_1(worker: ServiceProcess, kafka_brokers: str, story: Story) -> Replayed:
+    """`optouts replay --no-switch` with a new keyword while generation 0 answers, a late opt-out
+    folded by generation 0 alone, then `optouts switch 1`: the worker answers as generation 1."""
+    app_id = worker.env["OPTOUTS_APP_ID"]
+    answering_before = answering_app_id(worker)
+    before = {person: (opt_outs(worker, person), history(worker, person)) for person in story.unchanged}
+    french_before = senders(worker, story.french)
+
+    rebuilding = subprocess.Popen(
+        [sys.executable, "-m", "streams", "replay", "--no-switch", "--json"],
+        env={**worker.env, "OPTOUTS_OPT_OUT_KEYWORDS": NEW_KEYWORD},
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    answers: list[tuple[str | None, list[dict[str, Any]]]] = []
+    deadline = time.monotonic() + 180
+    while rebuilding.poll() is None:  # the running generation answers all through the replay
+        if time.monotonic() > deadline:
+            rebuilding.kill()
+            progress = rebuilding.communicate(timeout=10)[1]
+            pytest.fail(f"the replay did not end within 180 s: {progress[-2000:]}")
+        answers.append((answering_app_id(worker), opt_outs(worker, story.stays)))
+    output, progress = rebuilding.communicate(timeout=180)
+    assert rebuilding.returncode == 0, progress
+    summary = json.loads(output.splitlines()[-1])
+
+    # Not switched yet: generation 0 answers, and folds what arrives, which generation 1 must see too.
+    late, late_phone = unique("late"), unique_phone()
+    publish_events(kafka_brokers, sent(late, late_phone, SENDER), received(late_phone, SENDER, "QUIT"))
+    eventually(lambda: senders(worker, late) == {SENDER})
+    answering_before_switch = answering_app_id(worker)
+
+    switched = optouts(worker, "switch", "1")
+    assert switched.returncode == 0, switched.stderr
+    eventually(lambda: answering_app_id(worker) == f"{app_id}-g1", timeout=90)  # the same process, restarted
+    return Replayed(
+        answering_before, before, french_before, answers, summary, progress, late, answering_before_switch
+    )
+
+
+def of_this_worker(letter: dict[str, Any], worker: ServiceProcess) -> bool:
+    """Kept by this module's worker, in whichever generation it runs when the test does (generation
+    N writes its base app id with -gN): workers of other modules keep the same records again."""
+    base = worker.env["OPTOUTS_APP_ID"]
+    return bool(letter["app_id"] == base or letter["app_id"].startswith(f"{base}-g"))
 
 
 def optouts(worker: ServiceProcess, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -102,13 +173,12 @@ def read_all(brokers: str, topic: str) -> list[tuple[bytes | None, bytes | None]
     return run(values)
 
 
-# ---- dead letters and the list as of a moment, on generation 0 -------------------------------------
+# ---- dead letters and the list as of a moment, on either generation --------------------------------
 
 
 def test_undecodable_values_and_events_of_a_future_version_are_kept_in_dead_letters(
     worker: ServiceProcess, kafka_brokers: str
 ) -> None:
-    # Every such record stays in the logs for good: the replay and verify tests below run over them.
     person, phone = unique("person"), unique_phone()
     future = {**sent(person, phone, SENDER), "schema_version": 9}
     poison: list[tuple[str, Any]] = [
@@ -122,14 +192,13 @@ def test_undecodable_values_and_events_of_a_future_version_are_kept_in_dead_lett
     publish_events(kafka_brokers, received(phone, SENDER, "STOP"))
     eventually(lambda: senders(worker, person) == {SENDER})  # the bad ones did not stop the agent
 
-    app_id = worker.env["OPTOUTS_APP_ID"]
-
     def kept() -> list[dict[str, Any]]:
-        return [
+        letters = [
             json.loads(value or b"")
             for key, value in read_all(kafka_brokers, DEAD_LETTERS)
-            if key == phone.encode() and json.loads(value or b"")["app_id"] == app_id
+            if key == phone.encode()
         ]
+        return [letter for letter in letters if of_this_worker(letter, worker)]
 
     letters = eventually(lambda: found if len(found := kept()) == 2 + len(poison) else None)
     assert [(letter["kind"], letter["topic"]) for letter in letters] == [
@@ -155,14 +224,12 @@ def test_a_null_value_and_a_time_out_of_range_on_the_person_log_are_kept_aside_a
     publish(kafka_brokers, PERSON_EVENTS, [(person, None), (person, overflowing), (person, value)])
 
     eventually(lambda: senders(worker, person) == {SENDER})
-    app_id = worker.env["OPTOUTS_APP_ID"]
 
     def kept() -> list[dict[str, Any]]:
-        return [
-            json.loads(v or b"")
-            for k, v in read_all(kafka_brokers, DEAD_LETTERS)
-            if k == person.encode() and json.loads(v or b"")["app_id"] == app_id
+        letters = [
+            json.loads(v or b"") for k, v in read_all(kafka_brokers, DEAD_LETTERS) if k == person.encode()
         ]
+        return [letter for letter in letters if of_this_worker(letter, worker)]
 
     letters = eventually(lambda: found if len(found := kept()) == 2 else None)
     assert [(letter["topic"], letter["value"] is None) for letter in letters] == [
@@ -218,54 +285,29 @@ def test_a_bad_as_of_is_refused_naming_it(worker: ServiceProcess, moment: str) -
 
 
 def test_a_replay_builds_a_new_generation_while_the_running_one_answers_then_the_workers_switch(
-    worker: ServiceProcess, kafka_brokers: str, story: Story
+    worker: ServiceProcess, kafka_brokers: str, story: Story, generation_1: Replayed
 ) -> None:
-    app_id = worker.env["OPTOUTS_APP_ID"]
-    before = {person: (opt_outs(worker, person), history(worker, person)) for person in story.unchanged}
-    assert senders(worker, story.french) == set()  # the running fold does not know the keyword
-
-    rebuilding = subprocess.Popen(
-        [sys.executable, "-m", "streams", "replay", "--no-switch", "--json"],
-        env={**worker.env, "OPTOUTS_OPT_OUT_KEYWORDS": NEW_KEYWORD},
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    answers, deadline = 0, time.monotonic() + 180
-    while rebuilding.poll() is None:  # the running generation answers all through the replay
-        if time.monotonic() > deadline:
-            rebuilding.kill()
-            progress = rebuilding.communicate(timeout=10)[1]
-            pytest.fail(f"the replay did not end within 180 s: {progress[-2000:]}")
-        assert answering_app_id(worker) == app_id
-        assert opt_outs(worker, story.stays) == before[story.stays][0]
-        answers += 1
-    output, progress = rebuilding.communicate(timeout=180)
-    assert rebuilding.returncode == 0, progress
-    summary = json.loads(output.splitlines()[-1])
+    app_id, replayed = worker.env["OPTOUTS_APP_ID"], generation_1
+    assert replayed.answering_before == app_id
+    assert replayed.french_before == set()  # the running fold does not know the keyword
+    # The running generation answered all through the replay, with the list it had.
+    assert replayed.answers
+    assert {answering for answering, _ in replayed.answers} == {app_id}
+    assert all(listed == replayed.before[story.stays][0] for _, listed in replayed.answers)
+    summary = replayed.summary
     assert (summary["generation"], summary["app_id"], summary["switched"]) == (1, f"{app_id}-g1", False)
     assert summary["appended"] >= 1 and summary["messaging_events"] > 0
-    assert f"stage 1, {MESSAGING_EVENTS}[0]: " in progress and "events/s" in progress
-    assert answers >= 1
+    assert f"stage 1, {MESSAGING_EVENTS}[0]: " in replayed.progress and "events/s" in replayed.progress
+    assert replayed.answering_before_switch == app_id  # not switched until told
 
-    # Not switched yet: generation 0 answers, and folds what arrives, which generation 1 must see too.
-    late, late_phone = unique("late"), unique_phone()
-    publish_events(kafka_brokers, sent(late, late_phone, SENDER), received(late_phone, SENDER, "QUIT"))
-    eventually(lambda: senders(worker, late) == {SENDER})
-    assert answering_app_id(worker) == app_id
-
-    switched = optouts(worker, "switch", "1")
-    assert switched.returncode == 0, switched.stderr
-    eventually(lambda: answering_app_id(worker) == f"{app_id}-g1", timeout=90)  # the same process, restarted
-    assert worker.process is not None and worker.process.poll() is None
-
+    assert answering_app_id(worker) == f"{app_id}-g1"
+    assert worker.process is not None and worker.process.poll() is None  # the same process, restarted
     for person in story.unchanged:  # the replayed lists are the live fold's
-        assert (opt_outs(worker, person), history(worker, person)) == before[person]
+        assert (opt_outs(worker, person), history(worker, person)) == replayed.before[person]
     [entry] = opt_outs(worker, story.french)  # the new keyword, applied to the past
     assert (entry["keyword"], entry["since"]) == (NEW_KEYWORD, story.french_message["occurred_at"])
     eventually(
-        lambda: senders(worker, late) == {SENDER}
+        lambda: senders(worker, replayed.late) == {SENDER}
     )  # folded by generation 1 from where the replay stopped
 
     # Written as Faust writes table values: byte for byte what generation 0's worker wrote.
@@ -277,7 +319,7 @@ def test_a_replay_builds_a_new_generation_while_the_running_one_answers_then_the
 
 
 def test_a_consumer_reading_sms_opt_outs_from_the_start_sees_each_persons_latest_list(
-    worker: ServiceProcess, kafka_brokers: str, story: Story
+    worker: ServiceProcess, kafka_brokers: str, story: Story, generation_1: Replayed
 ) -> None:
     persons = set(story.persons)
     answers = {
@@ -295,40 +337,59 @@ def test_a_consumer_reading_sms_opt_outs_from_the_start_sees_each_persons_latest
 # ---- verify ---------------------------------------------------------------------------------------
 
 
-def test_verify_agrees_with_the_projection_and_names_each_person_changed_behind_the_logs_back(
-    worker: ServiceProcess, kafka_brokers: str, story: Story
+def test_verify_agrees_with_the_projection_of_the_replayed_generation(
+    worker: ServiceProcess, story: Story, generation_1: Replayed
 ) -> None:
     agreed = optouts(worker, "verify", *story.persons)
+
     assert agreed.returncode == 0, agreed.stdout + agreed.stderr
     assert "all agree" in agreed.stdout and "generation 1" in agreed.stdout
 
-    # A list published by someone else than the service, and a table value written to the store.
-    forged = {
-        "person_id": story.stays,
-        "opt_outs": [],
-        "updated_at": "2026-11-27T09:00:00Z",
-    }
-    publish(kafka_brokers, OPT_OUTS, [(story.stays, forged)])
-    other = OptOutRecorded.model_validate_json(json.dumps(history(worker, story.stays)[0]))
-    store_value = project_all([other.model_copy(update={"person_id": story.clears})], person_id=story.clears)
-    app_id = worker.env["OPTOUTS_APP_ID"]
-    store = f"{app_id}-g1-opt-outs-changelog"
-    publish(kafka_brokers, store, [(story.clears, faust_dumps("json", store_value.to_json()))])
 
-    differed = optouts(worker, "verify", "--wait", "5", *story.persons)
+def test_verify_names_each_person_changed_behind_the_logs_back(
+    worker: ServiceProcess, kafka_brokers: str
+) -> None:
+    # Persons of this test alone: what it forges must not reach the lists other tests compare.
+    listed, cleared, untouched = unique("listed"), unique("cleared"), unique("untouched")
+    phone, other_phone, third_phone = unique_phone(), unique_phone(), unique_phone()
+    publish_events(
+        kafka_brokers,
+        sent(listed, phone, SENDER),
+        received(phone, SENDER, "STOP"),
+        sent(cleared, other_phone, SENDER),
+        received(other_phone, SENDER, "STOP"),
+        received(other_phone, SENDER, "START"),
+        sent(untouched, third_phone, SENDER),
+        received(third_phone, SENDER, "STOP"),
+    )
+    eventually(lambda: senders(worker, listed) == senders(worker, untouched) == {SENDER})
+    eventually(lambda: len(history(worker, cleared)) == 2)
+
+    # A list published by someone else than the service, and a table value written to the store of
+    # the generation answering.
+    forged = {"person_id": listed, "opt_outs": [], "updated_at": "2026-11-27T09:00:00Z"}
+    publish(kafka_brokers, OPT_OUTS, [(listed, forged)])
+    other = OptOutRecorded.model_validate_json(json.dumps(history(worker, listed)[0]))
+    store_value = project_all([other.model_copy(update={"person_id": cleared})], person_id=cleared)
+    store = f"{answering_app_id(worker)}-opt-outs-changelog"
+    publish(kafka_brokers, store, [(cleared, faust_dumps("json", store_value.to_json()))])
+
+    differed = optouts(worker, "verify", "--wait", "5", listed, cleared, untouched)
 
     assert differed.returncode == 1, differed.stdout + differed.stderr
     lines = differed.stdout.splitlines()
-    assert f"person {story.stays}: {OPT_OUTS} does not list {SENDER}" in differed.stdout
-    assert f"person {story.clears}: store ({app_id}-g1-opt-outs-changelog) lists {SENDER}" in differed.stdout
-    assert not [line for line in lines if story.french in line or story.blocked in line]
+    assert f"person {listed}: {OPT_OUTS} does not list {SENDER}" in differed.stdout
+    assert f"person {cleared}: store ({store}) lists {SENDER}" in differed.stdout
+    assert not [line for line in lines if untouched in line]
     assert lines[-1].endswith("2 persons differ")
 
 
 # ---- refusals: a clear error, nothing changed ----------------------------------------------------
 
 
-def test_switching_to_a_generation_never_built_is_refused_and_changes_nothing(worker: ServiceProcess) -> None:
+def test_switching_to_a_generation_never_built_is_refused_and_changes_nothing(
+    worker: ServiceProcess, generation_1: Replayed
+) -> None:
     refused = optouts(worker, "switch", "7")
 
     assert refused.returncode == 1
