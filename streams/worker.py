@@ -52,12 +52,12 @@ class Service:
     watch: BrokerWatch
 
 
-def build_service(settings: Settings) -> Service:
+def build_service(settings: Settings, generation: int = 0) -> Service:
     app = create_app(settings)
     topics = declare_topics(app, settings)
     tables = declare_tables(app, settings)
     metrics = Metrics()
-    register_agents(app, settings, topics, tables, metrics)
+    register_agents(app, settings, topics, tables, metrics, generation)
     watch = register_broker_watch(app, settings, metrics)
     register_web_security(app, settings)
     sessions = register_operator_auth(app, settings)
@@ -110,7 +110,7 @@ def run_worker(
     created = loop.run_until_complete(create_topics(settings))
     if created:
         log.info("created topics: %s", ", ".join(created))
-    service = build_service(settings)
+    service = build_service(settings, generation.number)
     restart = Restart()
     watch_generation(service.app, base, generation, restart)
     _call_when_ready(service.app, lambda: _announce_access(on_ready, access, settings))

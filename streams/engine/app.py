@@ -11,6 +11,7 @@ import faust
 from faust.types import TransportT
 
 from streams.engine.recovery import LogEndTableManager
+from streams.engine.tables import VersionedTable
 from streams.engine.transport import PromptTransport
 from streams.settings import Settings
 
@@ -53,6 +54,8 @@ def create_app(settings: Settings) -> faust.App:
         consumer_max_fetch_size=settings.batch_bytes,
         # Recover tables to the changelogs' real end: brokers' high watermarks are not trusted.
         TableManager=LogEndTableManager,
+        # Restores keep each key's newest value by version, not the log's last (a zombie's late write).
+        Table=VersionedTable,
         table_standby_replicas=settings.standby_replicas,
         broker_session_timeout=settings.session_timeout,
         broker_rebalance_timeout=settings.rebalance_timeout,

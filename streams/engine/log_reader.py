@@ -15,6 +15,7 @@ from aiokafka.structs import ConsumerRecord
 
 from schemas.errors import OptOutsError
 from streams.engine.recovery import log_end_offsets
+from streams.engine.versions import Version, supersedes, version_of
 
 # A fetch's bytes and the records made of them are in memory at once, and a reader folds each batch
 # before it lets go of it: sizes that keep a replay's memory flat (larger fetches were no faster here).
@@ -132,10 +133,16 @@ async def latest_values(
     servers: list[str], spans: Mapping[TopicPartition, Span]
 ) -> dict[bytes, tuple[int, bytes | None]]:
     """The latest value of each key (None for a tombstone), with the partition it is on: a compacted
-    topic read as the table it stands for."""
+    topic read as the table it stands for. Of values that carry versions (a table's changelog,
+    `sms-opt-outs`), the highest version's, not the last in the log (streams.engine.versions)."""
     latest: dict[bytes, tuple[int, bytes | None]] = {}
+    versions: dict[bytes, Version | None] = {}
     async for records in read(servers, spans):
         for record in records:
-            if record.key is not None:
+            if record.key is None:
+                continue
+            incoming = version_of(record.headers)
+            if supersedes(incoming, versions.get(record.key)):
                 latest[record.key] = (record.partition, record.value)
+                versions[record.key] = incoming
     return latest

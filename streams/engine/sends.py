@@ -32,11 +32,18 @@ class Sends:
         return faust_hooks.kafka_producer(self.app)
 
     async def send(
-        self, topic: str, key: bytes | None, value: bytes, partition: int | None = None
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        partition: int | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
     ) -> asyncio.Future[Any]:
         """Append to the producer's batch; None partitions by key (murmur2), as Faust does. The
         returned future is the record's delivery."""
-        future: asyncio.Future[Any] = await self._producer.send(topic, value, key=key, partition=partition)
+        future: asyncio.Future[Any] = await self._producer.send(
+            topic, value, key=key, partition=partition, headers=headers
+        )
         future.add_done_callback(self._delivered)
         return future
 
@@ -47,7 +54,8 @@ class Sends:
         return len(partitions)
 
     def new_batch(self) -> Any:
-        """An empty aiokafka record batch (`append(key=, value=, timestamp=)`; None once full)."""
+        """An empty aiokafka record batch (`append(key=, value=, timestamp=, headers=)`; None once
+        full)."""
         return self._producer.create_batch()
 
     async def send_batch(self, batch: Any, topic: str, partition: int) -> asyncio.Future[Any]:

@@ -17,8 +17,16 @@ the last input offset folded into it (`folded_up_to`, never sent to the changelo
 reaches back to it is a redelivery and writes every key it touched, changed or not; any other batch
 writes only what changed (a send to a known recipient writes nothing).
 
+Each value carries its version (streams.engine.versions: the generation and the input offset the
+batch folded up to) as headers of its changelog record and, in the same write batch, next to it in
+the store, so that a restore keeps the newest value of a key whatever order the log has them in.
+The persisted offset advances only over changelog records that follow the ones the store already
+holds: a record batch acknowledged past another worker's records (this worker woke from a pause to
+find its partitions had been taken over) leaves it where it was, so that the next recovery reads
+those records instead of skipping them.
+
 Decision records: docs/decisions/0003-per-batch-table-writes.md,
-docs/decisions/0007-folded-up-to-marker.md.
+docs/decisions/0007-folded-up-to-marker.md, docs/decisions/0012-versioned-values.md.
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ from rocksdict import Rdict, WriteBatch
 
 from streams.engine.sends import Sends
 from streams.engine.tables import BytesTable, partition_store
+from streams.engine.versions import Version, encode_version, headers, version_key
 
 # A key no entity has (ids are E.164 phones and person ids: never a NUL): the offset marker.
 FOLDED_UP_TO = b"\x00optouts:folded-up-to"
@@ -55,21 +64,23 @@ class TableWrites:
         self.table = table
         self._stores: dict[int, WriteBatch] = {}
         self._changelogs: dict[int, Any] = {}  # partition -> aiokafka BatchBuilder being filled
-        self._last: dict[int, tuple[asyncio.Future[Any], int]] = {}  # the last shipped, its size
+        self._shipped: dict[int, list[tuple[asyncio.Future[Any], int]]] = {}  # record batches, sizes
 
-    async def put(self, key: bytes, value: bytes, partition: int) -> None:
-        """`table[key] = value` in `partition`, written when the batch is `done`."""
+    async def put(self, key: bytes, value: bytes, partition: int, version: Version) -> None:
+        """`table[key] = value` in `partition`, of `version`, written when the batch is `done`."""
         store = self._stores.get(partition)
         if store is None:
             store = self._stores[partition] = WriteBatch(raw_mode=True)
         store.put(key, value)
+        store.put(version_key(key), encode_version(version))
         changelog = self._changelogs.get(partition)
         if changelog is None:
             changelog = self._changelogs[partition] = self.sends.new_batch()
-        if changelog.append(key=key, value=value, timestamp=None) is None:  # full: ship it
+        carried = headers(version)
+        if changelog.append(key=key, value=value, timestamp=None, headers=carried) is None:  # full
             await self._ship(partition)
             changelog = self._changelogs[partition] = self.sends.new_batch()
-            changelog.append(key=key, value=value, timestamp=None)
+            changelog.append(key=key, value=value, timestamp=None, headers=carried)
 
     def folded(self, partition: int, offset: int) -> None:
         """Record in `partition`'s store, with this batch's values, that it holds the fold of the
@@ -81,16 +92,17 @@ class TableWrites:
 
     async def done(self) -> None:
         """Write the batch's values to the local stores and ship the rest of their changelog records;
-        record each changelog partition's offset once its last record is acknowledged."""
+        advance each changelog partition's persisted offset as its record batches are acknowledged."""
         for partition, store in self._stores.items():
             partition_store(self.table, partition).write(store)
         self._stores.clear()
         for partition in list(self._changelogs):
             await self._ship(partition)
-        for partition, (future, size) in self._last.items():
+        for partition, shipped in self._shipped.items():
             tp = TP(self._changelog_topic(), partition)
-            future.add_done_callback(functools.partial(self._persist, tp, size))
-        self._last.clear()
+            for future, size in shipped:  # acknowledged in order: one in flight per partition
+                future.add_done_callback(functools.partial(self._persist, tp, size))
+        self._shipped.clear()
 
     def discard(self) -> None:
         """Forget what a failed batch put and did not write or ship: it is folded again from the start.
@@ -101,13 +113,20 @@ class TableWrites:
     async def _ship(self, partition: int) -> None:
         changelog = self._changelogs.pop(partition)
         future = await self.sends.send_batch(changelog, self._changelog_topic(), partition)
-        self._last[partition] = (future, changelog.record_count())
+        self._shipped.setdefault(partition, []).append((future, changelog.record_count()))
 
     def _changelog_topic(self) -> str:
         topic: str = self.table.changelog_topic.get_topic_name()
         return topic
 
     def _persist(self, tp: TP, size: int, future: asyncio.Future[Any]) -> None:
-        # The future holds the record batch's base offset; the persisted offset is its last record's.
-        if not future.cancelled() and future.exception() is None:
-            self.table.data.set_persisted_offset(tp, future.result().offset + size - 1)
+        # The future holds the record batch's base offset; the persisted offset becomes its last
+        # record's, if the batch follows what the store holds. Records between them are another
+        # worker's, written while this one did not own the partition: the store lacks them, and the
+        # next recovery must read them (streams.engine.versions keeps the newer of each key).
+        if future.cancelled() or future.exception() is not None:
+            return
+        base = future.result().offset
+        persisted = self.table.data.persisted_offset(tp)
+        if base == (-1 if persisted is None else persisted) + 1:
+            self.table.data.set_persisted_offset(tp, base + size - 1)

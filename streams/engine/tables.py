@@ -9,16 +9,25 @@ own is ~1 µs."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeAlias, cast
 
 import faust
 import pydantic_core
-from rocksdict import Rdict
+from faust.types import TP, EventT
+from rocksdict import Rdict, WriteBatch
 
 from streams.engine import faust_hooks
 from streams.engine.topics import CONTACTS_TABLE, OPT_OUTS_TABLE
+from streams.engine.versions import (
+    Version,
+    decode_version,
+    encode_version,
+    supersedes,
+    version_key,
+    version_of,
+)
 from streams.settings import Settings
 
 # Both tables map the raw key bytes to the fold's compact JSON bytes.
@@ -42,6 +51,44 @@ STORE_OPTIONS = {
     "max_write_buffer_number": 2,
     "block_cache_size": 8 * 1024 * 1024,
 }
+
+
+class VersionedTable(faust.Table):  # type: ignore[type-arg]  # Faust's Table is generic in name only
+    """A table whose recovery and standby reads keep, of each key, the value of the highest version
+    (streams.engine.versions), not the last in the log: a zombie's late changelog record of an older
+    fold must not replace the newer value another worker wrote before it. Selected by the app's
+    `Table` setting; the store's own `apply_changelog_batch` would write every record in log order."""
+
+    def apply_changelog_batch(self, batch: Iterable[EventT[Any]]) -> None:
+        writes: dict[int, WriteBatch] = {}
+        offsets: dict[TP, int] = {}
+        versions: dict[tuple[int, bytes], Version | None] = {}  # what this batch wrote so far
+        for event in batch:
+            message = event.message
+            offsets[message.tp] = max(message.offset, offsets.get(message.tp, -1))
+            key, partition = message.key, message.partition
+            if key is None:
+                continue
+            incoming = version_of(message.headers)
+            current = versions.get((partition, key), ...)
+            if current is ...:
+                current = decode_version(partition_store(self, partition).get(version_key(key)))
+            if not supersedes(incoming, current):
+                continue  # older than the value the store holds: a late write of an older fold
+            versions[(partition, key)] = incoming
+            write = writes.setdefault(partition, WriteBatch(raw_mode=True))
+            if message.value is None:
+                write.delete(key)
+            else:
+                write.put(key, message.value)
+            if incoming is None:  # a value from before versions: log order again, from here on
+                write.delete(version_key(key))
+            else:
+                write.put(version_key(key), encode_version(incoming))
+        for partition, write in writes.items():
+            partition_store(self, partition).write(write)
+        for tp, offset in offsets.items():  # read up to here, kept or not
+            self.data.set_persisted_offset(tp, offset)
 
 
 def declare_tables(app: faust.App, settings: Settings) -> Tables:

@@ -18,6 +18,7 @@ from streams.engine.batches import Fetched
 from streams.engine.sends import Sends
 from streams.engine.table_writes import TableWrites, folded_up_to
 from streams.engine.tables import BatchReads
+from streams.engine.versions import Version, headers
 
 DeadLetterPolicy = Callable[[Any, DecodeError | FoldError], Awaitable[Any]]
 
@@ -48,7 +49,13 @@ class PartitionBatch:
     producer's `Sends`, and the worker's dead-letter policy."""
 
     def __init__(
-        self, store: Rdict, batch: Fetched, writes: TableWrites, sends: Sends, skip: DeadLetterPolicy
+        self,
+        store: Rdict,
+        batch: Fetched,
+        writes: TableWrites,
+        sends: Sends,
+        skip: DeadLetterPolicy,
+        generation: int = 0,
     ) -> None:
         self.reads = BatchReads(store)
         self.partition = batch.partition
@@ -58,6 +65,10 @@ class PartitionBatch:
         self.folded_before = folded_up_to(store)
         self.last_offset = max(batch.records[-1].offset, self.folded_before)
         self.redelivered = batch.records[0].offset <= self.folded_before
+        # What orders this batch's values and lists against any other worker's for the same keys
+        # (streams.engine.versions): the store is the fold of its input up to `last_offset`.
+        self.version: Version = (generation, self.last_offset)
+        self.headers = headers(self.version)
         self.writes = writes
         self.sends = sends
         self.skip = skip
@@ -66,10 +77,10 @@ class PartitionBatch:
         return self.reads.get(key)
 
     async def put(self, key: bytes, value: bytes) -> None:
-        await self.writes.put(key, value, self.partition)
+        await self.writes.put(key, value, self.partition, self.version)
 
     async def send(self, topic: str, key: bytes | None, value: bytes) -> None:
-        await self.sends.send(topic, key, value)
+        await self.sends.send(topic, key, value, headers=self.headers)
 
     async def dead_letter(self, record: Any, error: DecodeError | FoldError) -> None:
         await self.skip(record, error)

@@ -48,7 +48,7 @@ StageRule = Callable[[BatchUnit, Sequence[Any]], Awaitable[Counter[str]]]
 
 
 def register_agents(
-    app: faust.App, settings: Settings, topics: Topics, tables: Tables, metrics: Metrics
+    app: faust.App, settings: Settings, topics: Topics, tables: Tables, metrics: Metrics, generation: int = 0
 ) -> None:
     keywords = settings.keywords
     region = settings.default_region
@@ -78,7 +78,8 @@ def register_agents(
         `table`, folded by the stage's `rule` (streams.pipeline.stages) until it goes through."""
 
         async def fold_batch(batch: Fetched) -> None:
-            unit = PartitionBatch(partition_store(table, batch.partition), batch, writes, sends, skip)
+            store = partition_store(table, batch.partition)
+            unit = PartitionBatch(store, batch, writes, sends, skip, generation)
             folded = await rule(unit, batch.records)
             await unit.done()
             count_folded(metrics, name, folded)

@@ -31,6 +31,7 @@ class RebuildContext:
     # generation's committed offsets, from which misplaced records are published again. None for a
     # verification, which writes nothing but its exchange.
     target: Settings | None = None
+    generation: int = 0  # a replay's: the new generation's number, which its published lists carry
     republish_from: Mapping[TopicPartition, int] | None = None
     # A verification: called with the phone partitions' ends before a person partition is read
     # (it lets the running workers fold them first).

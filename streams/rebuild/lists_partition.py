@@ -32,6 +32,7 @@ from schemas.events import AnyPersonEvent, OptOutOverridden, PersonEvent
 from streams.engine.log_reader import Span, read, snapshot
 from streams.engine.tables import storable, stored
 from streams.engine.topics import OPT_OUTS, OPT_OUTS_TABLE, PERSON_EVENTS, changelog_topic
+from streams.engine.versions import headers
 from streams.pipeline.person_history import history_writes, is_history_key
 from streams.pipeline.stages import project_records
 from streams.progress import Progress
@@ -67,7 +68,7 @@ async def rebuild_lists(ctx: RebuildContext, partition: int) -> tuple[LocalStore
         return store, tally
     # The appended facts, and what arrived meanwhile: the new workers go on from there.
     end = await fold_person_log(ctx, store, partition, tally)
-    await _publish(ctx, ctx.target, store, partition, tally)
+    await _publish(ctx, ctx.target, store, partition, end, tally)
     await commit_offsets(ctx.settings, ctx.target.app_id, {TopicPartition(PERSON_EVENTS, partition): end})
     store.set_meta("done", True)
     store.set_meta("tally", tally.to_json())
@@ -212,19 +213,21 @@ def _keep(ctx: RebuildContext, store: LocalStore, state: PersonOptOuts, before: 
 
 
 async def _publish(
-    ctx: RebuildContext, target: Settings, store: LocalStore, partition: int, tally: Tally
+    ctx: RebuildContext, target: Settings, store: LocalStore, partition: int, end: int, tally: Tally
 ) -> None:
     """Every state to the new generation's changelog, as the agents write it (history chunks apart),
-    and every person's list to `sms-opt-outs`."""
+    and every person's list to `sms-opt-outs`, each of the version the new generation's workers
+    start from (streams.engine.versions: later than any list of the generations before)."""
     changelog = changelog_topic(target, OPT_OUTS_TABLE)
+    version = headers((ctx.generation, end - 1))
     tally.persons = tally.persons_listed = tally.entries = 0
     for key, value in store.entities():
-        await ctx.shipper.send(changelog, key, value, partition)
+        await ctx.shipper.send(changelog, key, value, partition, headers=version)
         if is_history_key(key):
             continue
         state = PersonOptOuts.from_json(key.decode(), stored(value))
         tally.persons += 1
         tally.persons_listed += bool(state.entries)
         tally.entries += len(state.entries)
-        await ctx.shipper.send(OPT_OUTS, key, encode(state.as_list()))
+        await ctx.shipper.send(OPT_OUTS, key, encode(state.as_list()), headers=version)
     await ctx.shipper.drain()

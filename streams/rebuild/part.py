@@ -100,6 +100,7 @@ async def replay_part(settings: Settings, running: Generation, target: Generatio
             shipper,
             partitions,
             target=target.settings(settings),
+            generation=target.number,
             republish_from=republish_from,
         )
         tally = Tally()

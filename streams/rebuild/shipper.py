@@ -29,9 +29,18 @@ class Shipper:
     async def stop(self) -> None:
         await self.producer.stop()
 
-    async def send(self, topic: str, key: bytes | None, value: bytes, partition: int | None = None) -> None:
+    async def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        partition: int | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None:
         """Append to the producer's batch; None partitions by key (murmur2)."""
-        self._futures.append(await self.producer.send(topic, value, key=key, partition=partition))
+        self._futures.append(
+            await self.producer.send(topic, value, key=key, partition=partition, headers=headers)
+        )
         self.sent += 1
         if len(self._futures) >= _IN_FLIGHT:
             await self.drain()

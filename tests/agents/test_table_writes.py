@@ -8,15 +8,17 @@ import json
 from pathlib import Path
 from typing import Any
 
-from faust.types import TP
+from faust.types import TP, Message
 
+from streams.engine.faust_hooks import topic_event
 from streams.engine.sends import Sends
 from streams.engine.table_writes import TableWrites
 from streams.engine.tables import partition_store
 from streams.engine.topics import CONTACTS_TABLE, changelog_topic
+from streams.engine.versions import headers
 from streams.worker import Service
 from tests.agents.test_agents import run_agent
-from tests.integration.kafka import latest_values
+from tests.integration.kafka import latest_values, produce
 
 KEYS = 600  # of ~1 KiB values: more than two of the producer's 256 KiB record batches
 
@@ -33,7 +35,7 @@ def test_a_batch_of_writes_larger_than_a_record_batch_arrives_whole(
         table = service.tables.contacts
         writes = TableWrites(Sends(service.app), table)
         for key, value in values.items():
-            await writes.put(key.encode(), json.dumps(value).encode(), partition=0)
+            await writes.put(key.encode(), json.dumps(value).encode(), partition=0, version=(0, 1))
         await writes.done()
         await service.app.producer.flush()
         await asyncio.sleep(0.1)  # the acknowledgements' callbacks
@@ -50,3 +52,73 @@ def test_a_batch_of_writes_larger_than_a_record_batch_arrives_whole(
     assert seen["persisted"] == KEYS - 1  # a fresh changelog: its last record's offset
     changelog = changelog_topic(seen["settings"], CONTACTS_TABLE)
     assert latest_values(kafka_brokers, changelog, set(values)) == values
+
+
+def changelog_event(service: Service, offset: int, key: bytes, value: bytes, version: Any) -> Any:
+    """A record of the contacts changelog's partition 0 as Faust's recovery hands it to the table."""
+    topic = changelog_topic(service.settings, CONTACTS_TABLE)
+    message = Message(
+        topic, 0, offset, 0.0, 0, headers(version) if version else [], key, value, None, tp=TP(topic, 0)
+    )
+    return topic_event(service.tables.contacts.changelog_topic, message)
+
+
+def test_a_restore_keeps_the_highest_version_of_a_key_not_the_last_in_the_log(
+    kafka_brokers: str, tmp_path: Path
+) -> None:
+    # A zombie wakes and sends the changelog records of the batch it was folding, after the worker
+    # that took its partition over wrote newer ones: read in log order, the older fold would win.
+    seen: dict[str, Any] = {}
+
+    async def scenario(service: Service, agent: Any) -> None:
+        table = service.tables.contacts
+        table.apply_changelog_batch(
+            [
+                changelog_event(service, 0, b"+14155550001", b"newer", (0, 20)),
+                changelog_event(service, 1, b"+14155550001", b"zombie's", (0, 10)),
+                changelog_event(service, 2, b"+14155550002", b"before versions", None),
+                changelog_event(service, 3, b"+14155550002", b"versioned", (0, 5)),
+            ]
+        )
+        # In a later restore, against what the store holds: still the newer one.
+        table.apply_changelog_batch([changelog_event(service, 4, b"+14155550001", b"late", (0, 19))])
+        store = partition_store(table, 0)
+        seen["values"] = {key: store.get(key) for key in (b"+14155550001", b"+14155550002")}
+        seen["persisted"] = table.data.persisted_offset(
+            TP(changelog_topic(service.settings, CONTACTS_TABLE), 0)
+        )
+
+    run_agent(kafka_brokers, tmp_path, "resolve", scenario)
+
+    assert seen["values"] == {b"+14155550001": b"newer", b"+14155550002": b"versioned"}
+    assert seen["persisted"] == 4  # read up to there, kept or not
+
+
+def test_the_persisted_offset_does_not_skip_another_workers_records(
+    kafka_brokers: str, tmp_path: Path
+) -> None:
+    # A worker paused past its session timeout wakes and its record batch is acknowledged after the
+    # records of the worker that took the partition over: its store lacks those, so its next
+    # recovery must read them, from the offset it had before.
+    seen: dict[str, Any] = {}
+
+    async def scenario(service: Service, agent: Any) -> None:
+        table = service.tables.contacts
+        tp = TP(changelog_topic(service.settings, CONTACTS_TABLE), 0)
+        writes = TableWrites(Sends(service.app), table)
+
+        async def write(key: bytes, offset: int) -> int | None:
+            await writes.put(key, b"{}", partition=0, version=(0, offset))
+            await writes.done()
+            await service.app.producer.flush()
+            await asyncio.sleep(0.1)  # the acknowledgements' callbacks
+            persisted: int | None = table.data.persisted_offset(tp)
+            return persisted
+
+        seen["own"] = await write(b"+14155550001", 1)
+        produce(kafka_brokers, tp.topic, [(b"+14155550002", b"{}")], 0, headers=headers((0, 2)))
+        seen["after another's"] = await write(b"+14155550003", 3)
+
+    run_agent(kafka_brokers, tmp_path, "resolve", scenario)
+
+    assert (seen["own"], seen["after another's"]) == (0, 0)

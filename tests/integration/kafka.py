@@ -31,15 +31,24 @@ def publish(brokers: str, topic: str, records: Iterable[tuple[str, Any]]) -> Non
     run(send)
 
 
-def produce(brokers: str, topic: str, records: Iterable[tuple[bytes | None, bytes]], partition: int) -> None:
+def produce(
+    brokers: str,
+    topic: str,
+    records: Iterable[tuple[bytes | None, bytes]],
+    partition: int,
+    headers: list[tuple[str, bytes]] | None = None,
+) -> None:
     """Send raw (key, value) records to one partition all in flight at once (multi-record batches),
-    and wait until every one is acknowledged by all replicas: fast, for tests that need many."""
+    each with `headers`, and wait until every one is acknowledged by all replicas: fast, for tests
+    that need many."""
 
     async def send() -> None:
         producer = AIOKafkaProducer(bootstrap_servers=brokers, acks="all", linger_ms=20)
         await producer.start()
         try:
-            futures = [await producer.send(topic, v, key=k, partition=partition) for k, v in records]
+            futures = [
+                await producer.send(topic, v, key=k, partition=partition, headers=headers) for k, v in records
+            ]
             await asyncio.gather(*futures)
         finally:
             await producer.stop()

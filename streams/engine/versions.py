@@ -1,0 +1,67 @@
+"""What orders the values the workers write for one key: the generation that folded them and the input
+offset its store was folded up to, carried as record headers on the tables' changelogs and on
+`sms-opt-outs`, and kept per key in the local store next to the value.
+
+Without broker transactions nothing stops a worker paused past its session timeout (a zombie) from
+waking and sending the changelog records and lists of the batch it was folding, after the worker
+that took its partitions over sent newer ones: in log order, the older value would be the latest,
+and a restore, a standby or a consumer of `sms-opt-outs` would keep it. A value folded up to a later
+offset of the same input partition is the fold of a longer prefix of it, so the newest value of a
+key is the one with the highest (generation, folded-up-to); readers keep that one, and log order only
+among values that carry none (written before versions were). The crash soak's zombies found the loss
+(docs/decisions/0012-versioned-values.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+GENERATION_HEADER = "optouts-generation"
+FOLDED_UP_TO_HEADER = "optouts-folded-up-to"
+
+# A version: (generation, input offset folded up to).
+Version = tuple[int, int]
+
+# The key, in a partition's store, of a key's version: no entity id starts with a NUL.
+_VERSION_OF = b"\x00v\x00"
+
+
+def headers(version: Version) -> list[tuple[str, bytes]]:
+    """The record headers that carry `version`."""
+    generation, offset = version
+    return [(GENERATION_HEADER, str(generation).encode()), (FOLDED_UP_TO_HEADER, str(offset).encode())]
+
+
+def version_of(record_headers: Sequence[tuple[str, bytes]] | Mapping[str, bytes] | None) -> Version | None:
+    """The version a record's headers carry; None for a record without one (or one not ours)."""
+    if not record_headers:
+        return None
+    found = dict(record_headers)
+    try:
+        return int(found[GENERATION_HEADER]), int(found[FOLDED_UP_TO_HEADER])
+    except (KeyError, ValueError):
+        return None
+
+
+def supersedes(incoming: Version | None, current: Version | None) -> bool:
+    """Whether a value of `incoming` version replaces one of `current`: unless both have versions and
+    the incoming one is older, the later in the log wins (as before versions)."""
+    return incoming is None or current is None or incoming >= current
+
+
+def version_key(key: bytes) -> bytes:
+    return _VERSION_OF + key
+
+
+def encode_version(version: Version) -> bytes:
+    return b"%d:%d" % version
+
+
+def decode_version(raw: bytes | None) -> Version | None:
+    if raw is None:
+        return None
+    generation, _, offset = raw.partition(b":")
+    try:
+        return int(generation), int(offset)
+    except ValueError:
+        return None
