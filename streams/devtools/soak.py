@@ -52,6 +52,7 @@ from streams.engine.topics import (
     changelog_topic,
     create_topics,
 )
+from streams.engine.versions import version_of
 from streams.progress import Progress
 from streams.rebuild.verify import Verification, VerifyError, verify
 from streams.settings import Settings
@@ -495,7 +496,9 @@ async def evidence(settings: Settings, outcome: Outcome) -> list[str]:
         for record in records:
             if record.key in wanted[record.topic]:
                 where = f"{record.topic}[{record.partition}]@{record.offset}"
-                line = f"  {record.key.decode()} {where}: {brief(record.value)}"
+                version = version_of(record.headers)
+                folded = f" (folded up to {version[1]})" if version else ""
+                line = f"  {record.key.decode()} {where}{folded}: {brief(record.value)}"
                 found.append((record.key, record.topic, record.offset, line))
     return [f"records of {', '.join([*persons, *phones])}:", *(line for *_, line in sorted(found))]
 

@@ -41,7 +41,14 @@ from rocksdict import Rdict, WriteBatch
 
 from streams.engine.sends import Sends
 from streams.engine.tables import BytesTable, partition_store
-from streams.engine.versions import Version, encode_version, headers, version_key
+from streams.engine.versions import (
+    Version,
+    decode_version,
+    encode_version,
+    headers,
+    supersedes,
+    version_key,
+)
 
 # A key no entity has (ids are E.164 phones and person ids: never a NUL): the offset marker.
 FOLDED_UP_TO = b"\x00optouts:folded-up-to"
@@ -62,17 +69,15 @@ class TableWrites:
     def __init__(self, sends: Sends, table: BytesTable) -> None:
         self.sends = sends
         self.table = table
-        self._stores: dict[int, WriteBatch] = {}
+        # partition -> key -> (value, version): written to RocksDB when the batch is done
+        self._stores: dict[int, dict[bytes, tuple[bytes, Version]]] = {}
+        self._folded: dict[int, int] = {}  # partition -> input offset folded up to
         self._changelogs: dict[int, Any] = {}  # partition -> aiokafka BatchBuilder being filled
         self._shipped: dict[int, list[tuple[asyncio.Future[Any], int]]] = {}  # record batches, sizes
 
     async def put(self, key: bytes, value: bytes, partition: int, version: Version) -> None:
         """`table[key] = value` in `partition`, of `version`, written when the batch is `done`."""
-        store = self._stores.get(partition)
-        if store is None:
-            store = self._stores[partition] = WriteBatch(raw_mode=True)
-        store.put(key, value)
-        store.put(version_key(key), encode_version(version))
+        self._stores.setdefault(partition, {})[key] = (value, version)
         changelog = self._changelogs.get(partition)
         if changelog is None:
             changelog = self._changelogs[partition] = self.sends.new_batch()
@@ -85,17 +90,16 @@ class TableWrites:
     def folded(self, partition: int, offset: int) -> None:
         """Record in `partition`'s store, with this batch's values, that it holds the fold of the
         input up to `offset`."""
-        store = self._stores.get(partition)
-        if store is None:
-            store = self._stores[partition] = WriteBatch(raw_mode=True)
-        store.put(FOLDED_UP_TO, str(offset).encode())
+        self._folded[partition] = offset
 
     async def done(self) -> None:
         """Write the batch's values to the local stores and ship the rest of their changelog records;
         advance each changelog partition's persisted offset as its record batches are acknowledged."""
-        for partition, store in self._stores.items():
-            partition_store(self.table, partition).write(store)
+        for partition in self._stores.keys() | self._folded.keys():
+            store = partition_store(self.table, partition)
+            store.write(self._write_batch(store, partition))
         self._stores.clear()
+        self._folded.clear()
         for partition in list(self._changelogs):
             await self._ship(partition)
         for partition, shipped in self._shipped.items():
@@ -108,7 +112,23 @@ class TableWrites:
         """Forget what a failed batch put and did not write or ship: it is folded again from the start.
         (What was shipped stays shipped: the batch folded again writes the same values.)"""
         self._stores.clear()
+        self._folded.clear()
         self._changelogs.clear()
+
+    def _write_batch(self, store: Rdict, partition: int) -> WriteBatch:
+        """The partition's values, each unless the store holds a newer version of its key: the
+        table's recovery may have written one while this batch was folded from what it read before
+        (a rebalance in the middle of the batch gave the partition back after another worker had
+        folded further), and the store must not go back to the older fold, on which the next
+        batches would build."""
+        batch = WriteBatch(raw_mode=True)
+        for key, (value, version) in self._stores.get(partition, {}).items():
+            if supersedes(version, decode_version(store.get(version_key(key)))):
+                batch.put(key, value)
+                batch.put(version_key(key), encode_version(version))
+        if partition in self._folded:
+            batch.put(FOLDED_UP_TO, str(self._folded[partition]).encode())
+        return batch
 
     async def _ship(self, partition: int) -> None:
         changelog = self._changelogs.pop(partition)

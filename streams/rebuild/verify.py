@@ -46,6 +46,7 @@ from streams.engine.topics import (
     PERSON_EVENTS,
     changelog_topic,
 )
+from streams.engine.versions import decode_version, encode_version, supersedes, version_key, version_of
 from streams.pipeline.generations import Generation, current_generation
 from streams.pipeline.person_history import is_history_key
 from streams.progress import say
@@ -308,13 +309,21 @@ async def _until_folded(
 
 async def _latest(settings: Settings, topic: str, partition: int, into: LocalStore) -> None:
     """The latest value of each key of a compacted topic's partition, into a local store (a key
-    whose latest value is a tombstone is not there)."""
+    whose latest value is a tombstone is not there): of values with versions, the highest version's
+    (streams.engine.versions), as a worker's recovery keeps them; kept next to each value."""
     tp = TopicPartition(topic, partition)
     spans = await snapshot(settings.brokers, [topic])
     async for records in read(settings.brokers, {tp: spans[tp]}):
         for record in records:
             if record.key is None:
                 continue
+            incoming = version_of(record.headers)
+            if not supersedes(incoming, decode_version(into.get(version_key(record.key)))):
+                continue  # a late write of an older fold (a zombie's)
+            if incoming is None:
+                into.delete(version_key(record.key))
+            else:
+                into.put(version_key(record.key), encode_version(incoming))
             if record.value is None:
                 into.delete(record.key)
             else:

@@ -122,3 +122,30 @@ def test_the_persisted_offset_does_not_skip_another_workers_records(
     run_agent(kafka_brokers, tmp_path, "resolve", scenario)
 
     assert (seen["own"], seen["after another's"]) == (0, 0)
+
+
+def test_a_batch_folded_before_a_restore_does_not_take_the_store_back_to_its_older_fold(
+    kafka_brokers: str, tmp_path: Path
+) -> None:
+    # A rebalance in the middle of a batch gave the partition back after another worker had folded
+    # further: the recovery wrote its newer value while the batch, folded from what it read before,
+    # was still to be written. The store keeps the newer value (the next batches build on it); the
+    # batch's changelog record goes out, older, and readers keep the newer one.
+    seen: dict[str, Any] = {}
+
+    async def scenario(service: Service, agent: Any) -> None:
+        table = service.tables.contacts
+        writes = TableWrites(Sends(service.app), table)
+        await writes.put(b"+14155550001", b"folded up to 600", partition=0, version=(0, 600))
+        await writes.put(b"+14155550002", b"folded up to 600", partition=0, version=(0, 600))
+        table.apply_changelog_batch(
+            [changelog_event(service, 0, b"+14155550001", b"by another, 700", (0, 700))]
+        )
+        await writes.done()
+        await service.app.producer.flush()
+        store = partition_store(table, 0)
+        seen["values"] = {key: store.get(key) for key in (b"+14155550001", b"+14155550002")}
+
+    run_agent(kafka_brokers, tmp_path, "resolve", scenario)
+
+    assert seen["values"] == {b"+14155550001": b"by another, 700", b"+14155550002": b"folded up to 600"}
