@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import sys
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from faust.types import TP
@@ -150,3 +151,24 @@ class TableWrites:
         persisted = self.table.data.persisted_offset(tp)
         if base == (-1 if persisted is None else persisted) + 1:
             self.table.data.set_persisted_offset(tp, base + size - 1)
+
+
+async def write_again(
+    table: BytesTable,
+    sends: Sends,
+    partition: int,
+    keys: set[bytes],
+    also: Callable[[bytes, bytes, Version], Awaitable[None]] | None = None,
+) -> None:
+    """Send each key's stored value again, with its version, to `partition` of the table's changelog
+    (and to `also`): a late record of an older fold was found after it, and the newest value must be
+    the last in the log again (streams.engine.tables.VersionedTable)."""
+    store = partition_store(table, partition)
+    topic: str = table.changelog_topic.get_topic_name()
+    for key in sorted(keys):
+        value, version = store.get(key), decode_version(store.get(version_key(key)))
+        if value is None or version is None:
+            continue
+        await sends.send(topic, key, value, partition=partition, headers=headers(version))
+        if also is not None:
+            await also(key, value, version)

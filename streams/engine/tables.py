@@ -9,7 +9,9 @@ own is ~1 µs."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeAlias, cast
 
@@ -30,8 +32,10 @@ from streams.engine.versions import (
 )
 from streams.settings import Settings
 
-# Both tables map the raw key bytes to the fold's compact JSON bytes.
-BytesTable: TypeAlias = "faust.Table[bytes, bytes]"
+log = logging.getLogger(__name__)
+
+# Both tables map the raw key bytes to the fold's compact JSON bytes (Faust's Table, versioned).
+BytesTable: TypeAlias = "VersionedTable"
 
 
 @dataclass(frozen=True)
@@ -57,10 +61,19 @@ class VersionedTable(faust.Table):  # type: ignore[type-arg]  # Faust's Table is
     """A table whose recovery and standby reads keep, of each key, the value of the highest version
     (streams.engine.versions), not the last in the log: a zombie's late changelog record of an older
     fold must not replace the newer value another worker wrote before it. Selected by the app's
-    `Table` setting; the store's own `apply_changelog_batch` would write every record in log order."""
+    `Table` setting; the store's own `apply_changelog_batch` would write every record in log order.
+
+    When the recovery of a partition this worker owns finds such a late record, the newer value is
+    written again (`repair`, set by the pipeline), so that it is the last in the log once more: what a
+    compacted changelog keeps, and what a reader in log order (a consumer of `sms-opt-outs`) sees."""
+
+    # (partition, keys) -> written again; None: nothing repairs (the tests' tables).
+    repair: Callable[[int, set[bytes]], Awaitable[None]] | None = None
+    _repairs: set[asyncio.Future[None]] | None = None
 
     def apply_changelog_batch(self, batch: Iterable[EventT[Any]]) -> None:
         writes: dict[int, WriteBatch] = {}
+        late: dict[TP, set[bytes]] = {}  # keys whose record here is older than the store's value
         offsets: dict[TP, int] = {}
         versions: dict[tuple[int, bytes], Version | None] = {}  # what this batch wrote so far
         for event in batch:
@@ -74,7 +87,9 @@ class VersionedTable(faust.Table):  # type: ignore[type-arg]  # Faust's Table is
             if current is ...:
                 current = decode_version(partition_store(self, partition).get(version_key(key)))
             if not supersedes(incoming, current):
-                continue  # older than the value the store holds: a late write of an older fold
+                # Older than the value the store holds: a late write of an older fold.
+                late.setdefault(message.tp, set()).add(key)
+                continue
             versions[(partition, key)] = incoming
             write = writes.setdefault(partition, WriteBatch(raw_mode=True))
             if message.value is None:
@@ -89,6 +104,27 @@ class VersionedTable(faust.Table):  # type: ignore[type-arg]  # Faust's Table is
             partition_store(self, partition).write(write)
         for tp, offset in offsets.items():  # read up to here, kept or not
             self.data.set_persisted_offset(tp, offset)
+        if late:
+            self._repair_late(late)
+
+    def _repair_late(self, late: Mapping[TP, set[bytes]]) -> None:
+        # Only the owner repairs: a standby's newest may be older than what the owner wrote since.
+        owned = self.app.assignor.assigned_actives()
+        for tp, keys in late.items():
+            log.warning(
+                "%s[%d]: %d keys whose later record is older than the stored value (a worker woke from"
+                " a pause after its partitions moved)%s",
+                tp.topic,
+                tp.partition,
+                len(keys),
+                ": writing the newer values again" if tp in owned and self.repair else "",
+            )
+            if tp in owned and self.repair is not None:
+                if self._repairs is None:
+                    self._repairs = set()
+                task = asyncio.ensure_future(self.repair(tp.partition, keys))
+                self._repairs.add(task)  # held: a task nothing holds may vanish
+                task.add_done_callback(self._repairs.discard)
 
 
 def declare_tables(app: faust.App, settings: Settings) -> Tables:

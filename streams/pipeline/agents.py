@@ -31,14 +31,15 @@ from schemas.errors import DecodeError, FoldError
 from streams.engine import faust_hooks
 from streams.engine.batches import Fetched
 from streams.engine.sends import Sends
-from streams.engine.table_writes import TableWrites
+from streams.engine.table_writes import TableWrites, write_again
 from streams.engine.tables import BytesTable, Tables, partition_store
-from streams.engine.topics import DEAD_LETTERS, MESSAGING_EVENTS, PERSON_EVENTS, Topics
+from streams.engine.topics import DEAD_LETTERS, MESSAGING_EVENTS, OPT_OUTS, PERSON_EVENTS, Topics
 from streams.engine.unit_of_work import BatchUnit, PartitionBatch
+from streams.engine.versions import Version, headers
 from streams.pipeline.dead_letters import dead_letter
 from streams.pipeline.forwarding import Forwarding
 from streams.pipeline.metrics import Metrics
-from streams.pipeline.stages import DUPLICATE, project_records, resolve_records
+from streams.pipeline.stages import DUPLICATE, project_records, published_list, resolve_records
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,17 @@ def register_agents(
                 await take_turns()
 
         count_fold_errors(agent, name, metrics)
+
+    # A worker that recovers a partition it owns and finds a late record of an older fold (a worker
+    # that woke from a pause after its partitions moved) writes the newer values again, and for a
+    # person the list (streams.engine.tables.VersionedTable).
+    async def publish_again(key: bytes, value: bytes, version: Version) -> None:
+        listed = published_list(key, value)
+        if listed is not None:
+            await sends.send(OPT_OUTS, key, listed, headers=headers(version))
+
+    tables.contacts.repair = functools.partial(write_again, tables.contacts, sends)
+    tables.opt_outs.repair = functools.partial(write_again, tables.opt_outs, sends, also=publish_again)
 
     stage(
         "resolve",

@@ -23,7 +23,7 @@ from streams.engine.topics import OPT_OUTS, PERSON_EVENTS
 from streams.engine.unit_of_work import BatchUnit
 from streams.pipeline.admission import messaging_event
 from streams.pipeline.admission import person_event as person_event_of
-from streams.pipeline.person_history import history_writes
+from streams.pipeline.person_history import history_writes, is_history_key
 
 # Whether a record, decoded, belongs to another key or partition; if so it has been sent there
 # (streams.pipeline.forwarding.Forwarding.elsewhere).
@@ -130,3 +130,11 @@ async def project_records(
             await unit.send(OPT_OUTS, key, encode(listed))
             list_size(len(state.entries))
     return folded
+
+
+def published_list(key: bytes, value: bytes) -> bytes | None:
+    """The list `sms-opt-outs` holds for a stored person (`key`, `value` of the opt-outs table), as
+    stage 2 publishes it; None for a key that is not a person (a chunk of a history)."""
+    if is_history_key(key):
+        return None
+    return encode(PersonOptOuts.from_json(key.decode(), stored(value)).as_list())
