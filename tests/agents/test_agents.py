@@ -180,7 +180,9 @@ def test_a_redelivery_in_smaller_batches_than_the_fold_it_repeats_rewrites_every
     # had never received it: a restore lost that recipient.
     phone = unique_phone()
     partition = expected_partition(phone.encode(), PARTITIONS)
-    other = next(p for p in iter(unique_phone, None) if expected_partition(p.encode(), PARTITIONS) == partition)
+    other = next(
+        p for p in iter(unique_phone, None) if expected_partition(p.encode(), PARTITIONS) == partition
+    )
     to_phone, to_other = sent(unique("person"), phone, SENDER), sent(unique("person"), other, SENDER)
 
     async def scenario(service: Service, agent: Any) -> None:

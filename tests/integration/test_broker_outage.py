@@ -20,13 +20,13 @@ from typing import Any
 
 import pytest
 
+from streams.devtools.tcp_proxy import TcpProxy
 from streams.engine.broker import EmbeddedBroker, free_port
 from streams.engine.topics import PERSON_EVENTS
 from streams.pipeline.generations import Generation, switch_generation
 from streams.settings import Settings
 from tests.factories import unique, unique_phone
 from tests.integration.processes import ServiceProcess, http_json, new_worker
-from streams.devtools.tcp_proxy import TcpProxy
 from tests.integration.test_overrides import opted_out, remove
 from tests.integration.test_pipeline import OTHER_SENDER, SENDER, eventually, metric, senders
 from tests.integration.test_replay import read_all
