@@ -43,7 +43,9 @@ from rocksdict import Rdict, WriteBatch
 from streams.engine.sends import Sends
 from streams.engine.tables import BytesTable, partition_store
 from streams.engine.versions import (
+    FOLDED_UP_TO,
     Version,
+    decode_marker,
     decode_version,
     encode_version,
     headers,
@@ -51,19 +53,11 @@ from streams.engine.versions import (
     version_key,
 )
 
-# A key no entity has (ids are E.164 phones and person ids: never a NUL): the offset marker.
-FOLDED_UP_TO = b"\x00optouts:folded-up-to"
-
 
 def folded_up_to(store: Rdict) -> int:
-    """The last input offset whose fold this partition's store holds; -1 for none."""
-    value = store.get(FOLDED_UP_TO)
-    if value is None:
-        return -1
-    try:
-        return int(value)
-    except ValueError:  # not ours: take every batch for a redelivery, and write all it touches
-        return sys.maxsize
+    """The last input offset whose fold this partition's store holds; -1 for none. One not ours
+    makes every batch a redelivery, which writes all it touches: the safe side."""
+    return decode_marker(store.get(FOLDED_UP_TO), unreadable=sys.maxsize)
 
 
 class TableWrites:
@@ -73,6 +67,7 @@ class TableWrites:
         # partition -> key -> (value, version): written to RocksDB when the batch is done
         self._stores: dict[int, dict[bytes, tuple[bytes, Version]]] = {}
         self._folded: dict[int, int] = {}  # partition -> input offset folded up to
+        self._marked: set[int] = set()  # partitions whose changelog has this batch's marker
         self._changelogs: dict[int, Any] = {}  # partition -> aiokafka BatchBuilder being filled
         self._shipped: dict[int, list[tuple[asyncio.Future[Any], int]]] = {}  # record batches, sizes
 
@@ -82,6 +77,12 @@ class TableWrites:
         changelog = self._changelogs.get(partition)
         if changelog is None:
             changelog = self._changelogs[partition] = self.sends.new_batch()
+            if partition not in self._marked:
+                # First of the batch's records: whoever restores any of them knows how far the fold
+                # they come from went, and takes the input up to there for a redelivery. A batch
+                # killed with only some of its records delivered has this one among them.
+                self._marked.add(partition)
+                changelog.append(key=FOLDED_UP_TO, value=str(version[1]).encode(), timestamp=None)
         carried = headers(version)
         if changelog.append(key=key, value=value, timestamp=None, headers=carried) is None:  # full
             await self._ship(partition)
@@ -101,6 +102,7 @@ class TableWrites:
             store.write(self._write_batch(store, partition))
         self._stores.clear()
         self._folded.clear()
+        self._marked.clear()
         for partition in list(self._changelogs):
             await self._ship(partition)
         for partition, shipped in self._shipped.items():
@@ -114,6 +116,7 @@ class TableWrites:
         (What was shipped stays shipped: the batch folded again writes the same values.)"""
         self._stores.clear()
         self._folded.clear()
+        self._marked.clear()
         self._changelogs.clear()
 
     def _write_batch(self, store: Rdict, partition: int) -> WriteBatch:

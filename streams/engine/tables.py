@@ -23,7 +23,9 @@ from rocksdict import Rdict, WriteBatch
 from streams.engine import faust_hooks
 from streams.engine.topics import CONTACTS_TABLE, OPT_OUTS_TABLE
 from streams.engine.versions import (
+    FOLDED_UP_TO,
     Version,
+    decode_marker,
     decode_version,
     encode_version,
     supersedes,
@@ -74,6 +76,7 @@ class VersionedTable(faust.Table):  # type: ignore[type-arg]  # Faust's Table is
     def apply_changelog_batch(self, batch: Iterable[EventT[Any]]) -> None:
         writes: dict[int, WriteBatch] = {}
         late: dict[TP, set[bytes]] = {}  # keys whose record here is older than the store's value
+        markers: dict[int, int] = {}  # partition -> the highest folded-up-to seen so far
         offsets: dict[TP, int] = {}
         versions: dict[tuple[int, bytes], Version | None] = {}  # what this batch wrote so far
         for event in batch:
@@ -81,6 +84,14 @@ class VersionedTable(faust.Table):  # type: ignore[type-arg]  # Faust's Table is
             offsets[message.tp] = max(message.offset, offsets.get(message.tp, -1))
             key, partition = message.key, message.partition
             if key is None:
+                continue
+            if key == FOLDED_UP_TO:  # the highest, not the last: a late batch's must not lower it
+                marker = markers.get(partition)
+                if marker is None:
+                    marker = decode_marker(partition_store(self, partition).get(FOLDED_UP_TO))
+                markers[partition] = max(marker, decode_marker(message.value))
+                write = writes.setdefault(partition, WriteBatch(raw_mode=True))
+                write.put(FOLDED_UP_TO, str(markers[partition]).encode())
                 continue
             incoming = version_of(message.headers)
             current = versions.get((partition, key), ...)

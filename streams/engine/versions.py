@@ -25,6 +25,11 @@ Version = tuple[int, int]
 # The key, in a partition's store, of a key's version: no entity id starts with a NUL.
 _VERSION_OF = b"\x00v\x00"
 
+# The key of the last input offset a partition's store holds the fold of (streams.engine.table_writes):
+# in the store, and first among a batch's records on the changelog, so that a store restored from the
+# changelog knows it too. Merged by the highest, never by log order.
+FOLDED_UP_TO = b"\x00optouts:folded-up-to"
+
 
 def headers(version: Version) -> list[tuple[str, bytes]]:
     """The record headers that carry `version`."""
@@ -65,3 +70,13 @@ def decode_version(raw: bytes | None) -> Version | None:
         return int(generation), int(offset)
     except ValueError:
         return None
+
+
+def decode_marker(raw: bytes | None, unreadable: int = -1) -> int:
+    """A folded-up-to marker's offset; -1 for none, `unreadable` for one that is not ours."""
+    if raw is None:
+        return -1
+    try:
+        return int(raw)
+    except ValueError:
+        return unreadable

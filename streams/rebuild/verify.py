@@ -315,7 +315,7 @@ async def _latest(settings: Settings, topic: str, partition: int, into: LocalSto
     spans = await snapshot(settings.brokers, [topic])
     async for records in read(settings.brokers, {tp: spans[tp]}):
         for record in records:
-            if record.key is None:
+            if record.key is None or record.key.startswith(b"\x00"):  # no entity's: a marker
                 continue
             incoming = version_of(record.headers)
             if not supersedes(incoming, decode_version(into.get(version_key(record.key)))):

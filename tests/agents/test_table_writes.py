@@ -11,14 +11,15 @@ from typing import Any
 from faust.types import TP, Message
 
 from streams.engine.faust_hooks import topic_event
+from streams.engine.log_reader import read, snapshot
 from streams.engine.sends import Sends
-from streams.engine.table_writes import TableWrites
+from streams.engine.table_writes import TableWrites, folded_up_to
 from streams.engine.tables import partition_store
 from streams.engine.topics import CONTACTS_TABLE, changelog_topic
-from streams.engine.versions import headers
+from streams.engine.versions import FOLDED_UP_TO, headers
 from streams.worker import Service
 from tests.agents.test_agents import run_agent
-from tests.integration.kafka import latest_values, produce
+from tests.integration.kafka import latest_values, produce, run
 
 KEYS = 600  # of ~1 KiB values: more than two of the producer's 256 KiB record batches
 
@@ -47,9 +48,13 @@ def test_a_batch_of_writes_larger_than_a_record_batch_arrives_whole(
         seen["settings"] = service.settings
 
     run_agent(kafka_brokers, tmp_path, "resolve", scenario)
+    changelog = changelog_topic(seen["settings"], CONTACTS_TABLE)
+    seen["first"] = first_record(kafka_brokers, changelog)
 
     assert seen["stored"] == values
-    assert seen["persisted"] == KEYS - 1  # a fresh changelog: its last record's offset
+    # A fresh changelog: its last record's offset, after the batch's marker and its values.
+    assert seen["persisted"] == KEYS
+    assert seen["first"] == (FOLDED_UP_TO, b"1")
     changelog = changelog_topic(seen["settings"], CONTACTS_TABLE)
     assert latest_values(kafka_brokers, changelog, set(values)) == values
 
@@ -121,7 +126,7 @@ def test_the_persisted_offset_does_not_skip_another_workers_records(
 
     run_agent(kafka_brokers, tmp_path, "resolve", scenario)
 
-    assert (seen["own"], seen["after another's"]) == (0, 0)
+    assert (seen["own"], seen["after another's"]) == (1, 1)  # its marker and its value
 
 
 def test_a_batch_folded_before_a_restore_does_not_take_the_store_back_to_its_older_fold(
@@ -149,3 +154,40 @@ def test_a_batch_folded_before_a_restore_does_not_take_the_store_back_to_its_old
     run_agent(kafka_brokers, tmp_path, "resolve", scenario)
 
     assert seen["values"] == {b"+14155550001": b"by another, 700", b"+14155550002": b"folded up to 600"}
+
+
+def first_record(brokers: str, topic: str) -> tuple[bytes | None, bytes | None]:
+    async def first() -> tuple[bytes | None, bytes | None]:
+        servers = brokers.split(",")
+        async for records in read(servers, await snapshot(servers, [topic])):
+            for record in records:
+                if record.partition == 0:
+                    return record.key, record.value
+        return None, None
+
+    return run(first)
+
+
+def test_a_store_restored_from_the_changelog_knows_how_far_its_fold_went(
+    kafka_brokers: str, tmp_path: Path
+) -> None:
+    # A worker killed after its batch's changelog records were delivered and before its lists or
+    # its commit: whoever restores the records must take the batch again for a redelivery, which
+    # sends again what it sent, or the lists it lost stay lost. The marker is restored with them;
+    # the highest wins, not the last in the log (a late batch's).
+    seen: dict[str, Any] = {}
+
+    async def scenario(service: Service, agent: Any) -> None:
+        table = service.tables.contacts
+        table.apply_changelog_batch(
+            [
+                changelog_event(service, 0, FOLDED_UP_TO, b"49", None),
+                changelog_event(service, 1, b"+14155550001", b"folded up to 49", (0, 49)),
+                changelog_event(service, 2, FOLDED_UP_TO, b"40", None),
+            ]
+        )
+        seen["marker"] = folded_up_to(partition_store(table, 0))
+
+    run_agent(kafka_brokers, tmp_path, "resolve", scenario)
+
+    assert seen["marker"] == 49
