@@ -92,7 +92,7 @@ class PromptConsumer(driver.Consumer):
             return False
 
         # A record not wanted any more is dropped, as Faust drops it, but the consumer's position had
-        # moved past it: Faust pauses a partition (the recovery of a changelog partition done, a
+        # moved past it (docs/decisions/0013-no-fetched-record-dropped-past.md): Faust pauses a partition (the recovery of a changelog partition done, a
         # standby's turn over) while its fetched records wait here, and the next fetch after it is
         # resumed began after them. A standby or a recovery then applied the records after the gap
         # and advanced its persisted offset over it: stores silently lacked values (the chaos
