@@ -92,12 +92,12 @@ class PromptConsumer(driver.Consumer):
             return False
 
         # A record not wanted any more is dropped, as Faust drops it, but the consumer's position had
-        # moved past it (docs/decisions/0013-no-fetched-record-dropped-past.md): Faust pauses a partition (the recovery of a changelog partition done, a
+        # moved past it: Faust pauses a partition (the recovery of a changelog partition done, a
         # standby's turn over) while its fetched records wait here, and the next fetch after it is
         # resumed began after them. A standby or a recovery then applied the records after the gap
         # and advanced its persisted offset over it: stores silently lacked values (the chaos
-        # soak's restarts on empty data dirs, hundreds of lost contacts and opt-outs). The position
-        # goes back to the first record dropped, so that it is fetched again when wanted.
+        # soak's restarts on empty data dirs). The position goes back to the first record dropped,
+        # so that it is fetched again when wanted (docs/decisions/0013-no-fetched-record-dropped-past.md).
         rewound: set[TP] = set()
 
         async def rewind(tp: TP, offset: int) -> None:
