@@ -23,6 +23,11 @@ from faust.types import TP
 from streams.engine import faust_hooks
 
 _ROUNDS = 50  # fetch rounds at most; each ends as soon as the fetch returns
+# Waits (ms) of the rounds that must return nothing, one after the other, before the ends are taken:
+# one quiet round was not enough on a loaded machine (the chaos soak: a fetch that had not come back
+# within 300 ms taken for the end, 272 records short; the standby's persisted offset past that "end"
+# crashed the worker with a ConsistencyError, and an active partition would have been recovered short).
+_QUIET_MS = (300, 700)
 
 
 async def log_end_offsets(bootstrap_servers: list[str], reported: Mapping[TP, int | None]) -> dict[TP, int]:
@@ -39,10 +44,15 @@ async def log_end_offsets(bootstrap_servers: list[str], reported: Mapping[TP, in
         consumer.assign(list(partitions))
         for partition, tp in partitions.items():
             consumer.seek(partition, ends[tp])
+        quiet = 0
         for _ in range(_ROUNDS):
-            batch = await consumer.getmany(timeout_ms=300)
+            batch = await consumer.getmany(timeout_ms=_QUIET_MS[quiet])
             if not batch:
-                break
+                quiet += 1
+                if quiet == len(_QUIET_MS):
+                    break
+                continue
+            quiet = 0
             for partition, records in batch.items():
                 if records:
                     tp = partitions[partition]
