@@ -35,7 +35,7 @@ bench: $(STAMP)  ## throughput, latency and memory of each mix (BENCH_ARGS="--ba
 bench-replay: $(STAMP)  ## replay logs of 1M and 4M events with 1, then 2 processes: wall time, speedup, peak RSS; then one killed part-way, resumed, verified (REPLAY_BENCH_ARGS)
 	$(BIN)/optouts bench-replay $(REPLAY_BENCH_ARGS)
 
-soak: $(STAMP)  ## crash soak: SIGKILL and restart a worker while events stream in; every list must be the log's fold
+soak: $(STAMP)  ## chaos soak: kill, wipe, pause workers and stall the broker while events stream in; every list must be the log's fold (SOAK_ARGS)
 	$(BIN)/optouts soak $(SOAK_ARGS)
 
 replay: $(STAMP)  ## rebuild every list from the logs into a new generation and switch the workers to it
