@@ -1,6 +1,6 @@
-"""`optouts soak` at a small size: two workers of one app id while 3,000 events stream in, through one
-fault of each shape (a SIGKILL and restart, a restart on an empty data dir, a zombie paused past the
-session timeout, a broker stall), then every list (API, store, `sms-opt-outs`) and the contacts
+"""`optouts soak` at a small size: two workers of one app id while 3,000 events stream in, through
+one fault of each shape (a SIGKILL and restart, a restart on an empty data dir, a zombie paused past
+the session timeout, a broker stall), then every list (API, store, `sms-opt-outs`) and the contacts
 checked against the pure fold of the log. CI runs larger schedules with a new seed (`.ci/run`)."""
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ pytestmark = pytest.mark.integration
 
 SEED = 1  # fixed, so that a failure here can be run again as it was: the fault moments are seeded
 FAULTS = ["--kills", "1", "--wipes", "1", "--zombies", "1", "--stalls", "1"]
+EVENTS = 3000
 
 
 def test_two_workers_through_kills_a_wipe_a_zombie_and_a_stall_end_with_every_list_the_logs_fold(
@@ -34,7 +35,7 @@ def test_two_workers_through_kills_a_wipe_a_zombie_and_a_stall_end_with_every_li
             "streams",
             "soak",
             "-n",
-            "3000",
+            str(EVENTS),
             "--workers",
             "2",
             *FAULTS,
@@ -55,7 +56,7 @@ def test_two_workers_through_kills_a_wipe_a_zombie_and_a_stall_end_with_every_li
     assert verbs == ["killed", "killed", "paused", "stalled"]
     assert sum("emptied its data dir" in line for line in told) == 1
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    assert (result["n"], result["workers"], result["seed"]) == (3000, 2, SEED)
+    assert (result["n"], result["workers"], result["seed"]) == (EVENTS, 2, SEED)
     assert [result[kind] for kind in ("kills", "wipes", "zombies", "stalls")] == [1, 1, 1, 1]
     assert (result["result"], result["problems"]) == ("agree", 0)
     assert result["persons_verified"] > 0
