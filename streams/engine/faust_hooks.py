@@ -68,6 +68,14 @@ def forget_acked(consumer: Consumer, tp: TP) -> None:
     consumer._acked_index[tp].clear()
 
 
+def forget_acked_offset(consumer: Consumer, tp: TP, offset: int) -> None:
+    """Take one acked offset of `tp` back out of what its next commit is computed from."""
+    acked: list[int] = consumer._acked[tp]
+    if offset in acked:
+        acked.remove(offset)
+    consumer._acked_index[tp].discard(offset)
+
+
 async def next_records(consumer: Consumer, timeout: float) -> tuple[Any, Any]:
     """(records by partition or None, the active partitions or None): Faust's fetch with its checks."""
     result: tuple[Any, Any] = await consumer._wait_next_records(timeout)

@@ -56,6 +56,24 @@ class PromptConsumer(driver.Consumer):
         faust_hooks.forget_acked(self, tp)
         return offset
 
+    def ack(self, message: Message) -> bool:
+        # A batch fetched before a rebalance is still acked when its agent is done with it, or when
+        # Faust discards it, after the rebalance cleared the partition's acked offsets: its offset
+        # then counted for the new assignment, and the next commit could pass records this worker
+        # never folded since (the chaos soak: a partition committed from 11 to 32 with the store
+        # folded up to 10; another worker started there). A batch of an older generation is not
+        # counted; its records are fetched again from the committed offset.
+        acked: bool = super().ack(message)  # done with, whatever its generation: nothing waits on it
+        if (
+            acked
+            and message.topic in batching(self.app).batched_topics
+            and message.generation_id is not None
+            and message.generation_id != self.app.consumer_generation_id
+        ):
+            faust_hooks.forget_acked_offset(self, message.tp, message.offset)
+            return False
+        return acked
+
     async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
         # Faust's drain marks the offsets between two messages as a gap; a batched partition's
         # messages are batches, committed by their last offset (above).
