@@ -4,7 +4,8 @@ Faust restores a table by reading its changelog up to the high watermark (ListOf
 refuses to start when the local store is past it (ConsistencyError, faust-streaming/faust#158). Some
 brokers answer less than the log end: Tansu answers the last write batch's base offset + 1, so a
 restart on a good data dir crashed, and a table recovered into an empty one missed the tail of the
-last batch. Here the ends are found by reading: from the reported end until a fetch returns nothing.
+last batch. Here the ends are found by reading: from the reported end until each partition's
+position reaches the high watermark its fetch responses carry (which Tansu reports right).
 
 Decision record: docs/decisions/0009-recovery-to-the-log-end.md.
 """
@@ -22,12 +23,8 @@ from faust.types import TP
 
 from streams.engine import faust_hooks
 
-_ROUNDS = 50  # fetch rounds at most; each ends as soon as the fetch returns
-# Waits (ms) of the rounds that must return nothing, one after the other, before the ends are taken:
-# one quiet round was not enough on a loaded machine (the chaos soak: a fetch that had not come back
-# within 300 ms taken for the end, 272 records short; the standby's persisted offset past that "end"
-# crashed the worker with a ConsistencyError, and an active partition would have been recovered short).
-_QUIET_MS = (300, 700)
+_ROUNDS = 100  # fetch rounds at most
+_ROUND_MS = 300  # each ends as soon as a fetch returns
 
 
 async def log_end_offsets(bootstrap_servers: list[str], reported: Mapping[TP, int | None]) -> dict[TP, int]:
@@ -44,19 +41,25 @@ async def log_end_offsets(bootstrap_servers: list[str], reported: Mapping[TP, in
         consumer.assign(list(partitions))
         for partition, tp in partitions.items():
             consumer.seek(partition, ends[tp])
-        quiet = 0
+        # A partition is read to its end once a fetch response's high watermark (which Tansu reports
+        # right, unlike its ListOffsets) is at or below the position. Not a quiet period: on a loaded
+        # machine a fetch that had not come back in time was taken for the end (the chaos soak: 272
+        # records short, and a worker crashed on a standby's persisted offset past that "end").
+        todo = set(partitions)
         for _ in range(_ROUNDS):
-            batch = await consumer.getmany(timeout_ms=_QUIET_MS[quiet])
-            if not batch:
-                quiet += 1
-                if quiet == len(_QUIET_MS):
-                    break
-                continue
-            quiet = 0
+            batch = await consumer.getmany(timeout_ms=_ROUND_MS)
             for partition, records in batch.items():
                 if records:
                     tp = partitions[partition]
                     ends[tp] = max(ends[tp], records[-1].offset + 1)
+            for partition in list(todo):
+                highwater = consumer.highwater(partition)
+                if highwater is not None and await consumer.position(partition) >= highwater:
+                    todo.discard(partition)
+                    tp = partitions[partition]
+                    ends[tp] = max(ends[tp], highwater)
+            if not todo:
+                break
         return ends
     finally:
         await consumer.stop()
