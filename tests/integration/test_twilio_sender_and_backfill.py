@@ -79,6 +79,7 @@ def _env_values(settings: Settings) -> dict[str, str]:
         "twilio_api_url": str(settings.twilio_api_url),
         "api_url": str(settings.api_url),
         "twilio_senders": ",".join(settings.twilio_senders),
+        "twilio_messaging_services": ",".join(settings.twilio_messaging_services),
     }
 
 
@@ -284,6 +285,40 @@ def test_backfill_publishes_the_missed_inbound_messages_and_is_safe_to_run_again
     assert again.returncode == 0, again.stderr
     assert again.stdout.startswith("seen 43 inbound messages: published 0, already in the log 42,")
     assert len(history(worker, stopped)) == 1
+
+
+def test_backfill_by_messaging_service_publishes_the_services_inbound_messages_only(
+    worker: ServiceProcess, kafka_brokers: str, twilio: StandinTwilio
+) -> None:
+    # docs/twilio.md: with OPTOUTS_TWILIO_MESSAGING_SERVICES the backfill walks the whole window
+    # (the list cannot filter by service) and keeps the inbound messages of those services.
+    now = datetime.now(UTC).replace(microsecond=0)
+    since, until = now - timedelta(hours=3), now - timedelta(minutes=1)
+    service, other_service = "MG" + unique("svc"), "MG" + unique("other")
+    person, other, sender = unique("serviced"), unique("other"), unique_phone()
+    phone, other_phone = unique_phone(), unique_phone()
+    publish_events(kafka_brokers, sent(person, phone, sender), sent(other, other_phone, sender))
+    twilio.add_message(
+        from_=phone, to=sender, body="STOP", date_sent=now - timedelta(hours=2), messaging_service_sid=service
+    )
+    twilio.add_message(
+        from_=other_phone,
+        to=sender,
+        body="STOP",
+        date_sent=now - timedelta(hours=2),
+        messaging_service_sid=other_service,
+    )
+    settings = settings_for(
+        worker, kafka_brokers, twilio, twilio_senders=(), twilio_messaging_services=(service,)
+    )
+
+    done = cli(settings, "backfill", "--since", since.isoformat(), "--until", until.isoformat())
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("seen 1 inbound messages: published 1,")
+    [entry] = eventually(lambda: opt_outs(worker, person))
+    assert (entry["sender"], entry["keyword"], entry["messaging_service_sid"]) == (sender, "STOP", service)
+    assert opt_outs(worker, other) == []  # another service's STOP is not the backfill's
 
 
 @pytest.mark.parametrize(
