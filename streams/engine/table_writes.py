@@ -47,6 +47,7 @@ from streams.engine.versions import (
     Version,
     decode_marker,
     decode_version,
+    encode_marker,
     encode_version,
     headers,
     supersedes,
@@ -70,6 +71,7 @@ class TableWrites:
         self._marked: set[int] = set()  # partitions whose changelog has this batch's marker
         self._changelogs: dict[int, Any] = {}  # partition -> aiokafka BatchBuilder being filled
         self._shipped: dict[int, list[tuple[asyncio.Future[Any], int]]] = {}  # record batches, sizes
+        self._headers: tuple[Version, list[tuple[str, bytes]]] | None = None  # the batch's, made once
 
     async def put(self, key: bytes, value: bytes, partition: int, version: Version) -> None:
         """`table[key] = value` in `partition`, of `version`, written when the batch is `done`."""
@@ -82,8 +84,10 @@ class TableWrites:
                 # they come from went, and takes the input up to there for a redelivery. A batch
                 # killed with only some of its records delivered has this one among them.
                 self._marked.add(partition)
-                changelog.append(key=FOLDED_UP_TO, value=str(version[1]).encode(), timestamp=None)
-        carried = headers(version)
+                changelog.append(key=FOLDED_UP_TO, value=encode_marker(version[1]), timestamp=None)
+        if self._headers is None or self._headers[0] != version:
+            self._headers = (version, headers(version))
+        carried = self._headers[1]
         if changelog.append(key=key, value=value, timestamp=None, headers=carried) is None:  # full
             await self._ship(partition)
             changelog = self._changelogs[partition] = self.sends.new_batch()
@@ -131,7 +135,7 @@ class TableWrites:
                 batch.put(key, value)
                 batch.put(version_key(key), encode_version(version))
         if partition in self._folded:
-            batch.put(FOLDED_UP_TO, str(self._folded[partition]).encode())
+            batch.put(FOLDED_UP_TO, encode_marker(self._folded[partition]))
         return batch
 
     async def _ship(self, partition: int) -> None:

@@ -27,6 +27,7 @@ from streams.engine.versions import (
     Version,
     decode_marker,
     decode_version,
+    encode_marker,
     encode_version,
     supersedes,
     version_key,
@@ -91,7 +92,7 @@ class VersionedTable(faust.Table):  # type: ignore[type-arg]  # Faust's Table is
                     marker = decode_marker(partition_store(self, partition).get(FOLDED_UP_TO))
                 markers[partition] = max(marker, decode_marker(message.value))
                 write = writes.setdefault(partition, WriteBatch(raw_mode=True))
-                write.put(FOLDED_UP_TO, str(markers[partition]).encode())
+                write.put(FOLDED_UP_TO, encode_marker(markers[partition]))
                 continue
             incoming = version_of(message.headers)
             current = versions.get((partition, key), ...)

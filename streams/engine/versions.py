@@ -72,6 +72,10 @@ def decode_version(raw: bytes | None) -> Version | None:
         return None
 
 
+def encode_marker(offset: int) -> bytes:
+    return str(offset).encode()
+
+
 def decode_marker(raw: bytes | None, unreadable: int = -1) -> int:
     """A folded-up-to marker's offset; -1 for none, `unreadable` for one that is not ours."""
     if raw is None:
