@@ -7,10 +7,11 @@ here, that alone held an agent that did nothing to ~4,500 records/s, and batchin
 with `batched_topic`, the consumer (streams.engine.transport) hands the agent each partition's fetched
 records as one event whose value is a `Fetched`; everything after the fetch is then per batch.
 
-The batch's message carries its *last* offset, and the consumer commits past the whole batch once its
-one event is acked, which Faust does after the agent folded every record, and (at-least-once) only
-after the producer flushed what the fold sent. The event's partition is the records' partition, so
-the tables read and write each key in the right store.
+The batch's message carries its *last* offset. The consumer commits past the whole batch once its
+agent says it was folded (`folded`), in the generation it was fetched in, and (at-least-once) only
+after the producer flushed what the fold sent; not on Faust's ack, which also comes for batches no
+agent folded (streams.engine.transport). The event's partition is the records' partition, so the
+tables read and write each key in the right store.
 
 Decision record: docs/decisions/0001-fetched-batches.md.
 """
@@ -30,11 +31,13 @@ from streams.engine import faust_hooks
 @dataclass(frozen=True, slots=True)
 class Fetched:
     """The records one fetch returned for one partition, in offset order (aiokafka ConsumerRecords:
-    `.key`, `.value`, `.offset`, `.partition`, `.topic`)."""
+    `.key`, `.value`, `.offset`, `.partition`, `.topic`), and the consumer generation (rebalance)
+    they were fetched in: None where no consumer fetched them (the tests')."""
 
     topic: str
     partition: int
     records: Sequence[Any]
+    generation: int | None = None
 
     def __len__(self) -> int:
         return len(self.records)
@@ -71,3 +74,12 @@ def batched_topic(app: faust.App, name: str, **options: Any) -> BatchedTopic:
     """Declare `name` as a batched topic of `app` (an OptOutsApp: its consumer batches it)."""
     batching(app).batched_topics.add(name)
     return BatchedTopic(app, topics=[name], maxsize=BUFFERED_BATCHES, **options)
+
+
+class FoldedBatches(Protocol):
+    def batch_folded(self, batch: Fetched) -> None: ...
+
+
+def folded(app: faust.App, batch: Fetched) -> None:
+    """Tell the consumer that `batch` was folded (written and sent): its offsets may be committed."""
+    cast(FoldedBatches, app.consumer).batch_folded(batch)

@@ -41,38 +41,39 @@ class PromptConsumer(driver.Consumer):
         return PromptConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     # A batched partition's records are folded in order, one batch after the other, by the one
-    # agent that reads its topic, and each batch is acked as one message carrying its last offset:
-    # once acked, every offset up to it was folded. So its commit is the last acked offset + 1,
-    # rather than Faust's search for a run of consecutive acked offsets with the offsets between
-    # them marked as gaps, which left a partition's commits stuck short of its end in the crash
-    # soak, the worker idle and every event folded.
+    # agent that reads its topic, and the agent says when a batch is folded (`batch_folded`): every
+    # offset up to its last was folded then. So its commit is the last folded offset + 1, counted
+    # only for batches fetched in the current consumer generation.
+    #
+    # Not Faust's acks: its search for a run of consecutive acked offsets, with the offsets between
+    # two messages marked as gaps, left a partition's commits stuck short of its end (the crash
+    # soak). And Faust acks more than folded batches: a batch fetched before a rebalance is acked
+    # when its agent is done with it after the rebalance, in the next generation, and that ack
+    # counted for the new assignment (the soak: a partition committed from 11 to 32 with the store
+    # folded up to 10; another worker started there). Faust's compiled stream iterator (faust._cython)
+    # writes its acks into the consumer's bookkeeping itself, past any `ack` of this class: a check
+    # there held only where Faust happened to call it.
+    def batch_folded(self, batch: Fetched) -> None:
+        generation = self.app.consumer_generation_id
+        if batch.generation is not None and batch.generation != generation:
+            return  # fetched before a rebalance: fetched again from the committed offset
+        tp = TP(batch.topic, batch.partition)
+        folded = _folded_offsets(self)
+        before = folded.get(tp)
+        last = batch.records[-1].offset
+        if before is not None and before[0] == generation:
+            last = max(last, before[1])
+        folded[tp] = (generation, last)
+        faust_hooks.acked_offsets(self, tp)  # Faust commits the partitions it holds acks for
+
     def _new_offset(self, tp: TP) -> int | None:
         if tp.topic not in batching(self.app).batched_topics:
             return super()._new_offset(tp)
-        acked = faust_hooks.acked_offsets(self, tp)
-        if not acked:
-            return None
-        offset = max(acked) + 1
         faust_hooks.forget_acked(self, tp)
-        return offset
-
-    def ack(self, message: Message) -> bool:
-        # A batch fetched before a rebalance is still acked when its agent is done with it, or when
-        # Faust discards it, after the rebalance cleared the partition's acked offsets: its offset
-        # then counted for the new assignment, and the next commit could pass records this worker
-        # never folded since (the chaos soak: a partition committed from 11 to 32 with the store
-        # folded up to 10; another worker started there). A batch of an older generation is not
-        # counted; its records are fetched again from the committed offset.
-        acked: bool = super().ack(message)  # done with, whatever its generation: nothing waits on it
-        if (
-            acked
-            and message.topic in batching(self.app).batched_topics
-            and message.generation_id is not None
-            and message.generation_id != self.app.consumer_generation_id
-        ):
-            faust_hooks.forget_acked_offset(self, message.tp, message.offset)
-            return False
-        return acked
+        folded = _folded_offsets(self).pop(tp, None)
+        if folded is None or folded[0] != self.app.consumer_generation_id:
+            return None  # folded before the last rebalance: what was fetched since is folded again
+        return folded[1] + 1
 
     async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
         # Faust's drain marks the offsets between two messages as a gap; a batched partition's
@@ -150,13 +151,22 @@ class PromptConsumer(driver.Consumer):
             last.timestamp_type,
             [],
             None,
-            Fetched(tp.topic, tp.partition, records),  # type: ignore[arg-type]
+            Fetched(tp.topic, tp.partition, records, self.app.consumer_generation_id),  # type: ignore[arg-type]
             None,
             0,
             sum(record.serialized_value_size for record in records),
             tp,
             generation_id=self.app.consumer_generation_id,
         )
+
+
+def _folded_offsets(consumer: PromptConsumer) -> dict[TP, tuple[int, int]]:
+    """partition -> (consumer generation, the last offset folded in it since the partition's last
+    commit), kept on the consumer."""
+    folded: dict[TP, tuple[int, int]] | None = consumer.__dict__.get("_folded_offsets")
+    if folded is None:
+        folded = consumer.__dict__["_folded_offsets"] = {}
+    return folded
 
 
 class PromptTransport(driver.Transport):

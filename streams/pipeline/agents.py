@@ -29,7 +29,7 @@ import faust
 from schemas.codec import encode
 from schemas.errors import DecodeError, FoldError
 from streams.engine import faust_hooks
-from streams.engine.batches import Fetched
+from streams.engine.batches import Fetched, folded
 from streams.engine.sends import Sends
 from streams.engine.table_writes import TableWrites, write_again
 from streams.engine.tables import BytesTable, Tables, partition_store
@@ -91,6 +91,7 @@ def register_agents(
         async def agent(stream: faust.StreamT[Fetched]) -> AsyncIterator[int]:
             async for batch in stream:
                 await until_folded(fold_batch, batch, name, writes, metrics)
+                folded(app, batch)  # its offsets may now be committed
                 yield len(batch)
                 await take_turns()
 
