@@ -9,7 +9,10 @@ from typing import Any
 
 import faust
 from faust.types import TransportT
+from mode.utils.objects import cached_property
+from mode.utils.queues import FlowControlEvent
 
+from streams.engine.flow_control import KeptOnResume
 from streams.engine.recovery import LogEndTableManager
 from streams.engine.tables import VersionedTable
 from streams.engine.transport import PromptTransport
@@ -17,8 +20,9 @@ from streams.settings import Settings
 
 
 class OptOutsApp(faust.App):
-    """Faust's app on the Kafka transport with a setting for the consumer's fetch wait, and topics
-    whose records its consumer hands over in fetched batches (streams.engine.batches)."""
+    """Faust's app on the Kafka transport with a setting for the consumer's fetch wait, topics whose
+    records its consumer hands over in fetched batches (streams.engine.batches), and flow control
+    that keeps the queued records when a rebalance resumes the flow (streams.engine.flow_control)."""
 
     def __init__(self, *args: Any, fetch_max_wait: float, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -27,6 +31,12 @@ class OptOutsApp(faust.App):
 
     def _new_transport(self) -> TransportT:
         return PromptTransport(self.conf.broker_consumer, self)
+
+    @cached_property
+    def flow_control(self) -> FlowControlEvent:
+        # Queues emptied when a rebalance stops the flow, not when it resumes
+        # (streams.engine.flow_control).
+        return KeptOnResume(loop=self.loop)
 
 
 def create_app(settings: Settings) -> faust.App:
