@@ -76,6 +76,11 @@ def forget_acked_offset(consumer: Consumer, tp: TP, offset: int) -> None:
     consumer._acked_index[tp].discard(offset)
 
 
+def consumer_thread(consumer: Consumer) -> Any:
+    """The thread Faust runs the aiokafka consumer in (the transport's PromptConsumerThread)."""
+    return consumer._thread  # type: ignore[attr-defined]  # the driver's ThreadDelegateConsumer
+
+
 async def next_records(consumer: Consumer, timeout: float) -> tuple[Any, Any]:
     """(records by partition or None, the active partitions or None): Faust's fetch with its checks."""
     result: tuple[Any, Any] = await consumer._wait_next_records(timeout)

@@ -35,6 +35,21 @@ class PromptConsumerThread(driver.AIOKafkaConsumerThread):
         faust_hooks.set_fetch_max_wait(consumer, batching(self.app).fetch_max_wait)
         return consumer
 
+    async def seek_back(self, tp: TP, offset: int) -> None:
+        """`seek_back` in the consumer's own thread, where Faust's seeks run too."""
+        await self.call_thread(seek_back, self._ensure_consumer(), tp, offset)
+
+
+async def seek_back(consumer: aiokafka.AIOKafkaConsumer, tp: TP, offset: int) -> None:
+    """Move `tp`'s position back to `offset`, never forward: a recovery may have just sought the
+    partition further back (a standby to what its store holds), and a plain seek to `offset` after it
+    skipped the records between (the chaos soak: a standby read on from 613 with its store at 487)."""
+    partition = aiokafka.TopicPartition(tp.topic, tp.partition)
+    if partition not in consumer.assignment():
+        return  # not assigned any more: the rebalance seeks it
+    if await consumer.position(partition) > offset:
+        consumer.seek(partition, offset)
+
 
 class PromptConsumer(driver.Consumer):
     def _new_consumer_thread(self) -> PromptConsumerThread:
@@ -122,7 +137,7 @@ class PromptConsumer(driver.Consumer):
         async def rewind(tp: TP, offset: int) -> None:
             rewound.add(tp)
             with contextlib.suppress(Exception):  # not assigned any more: the rebalance seeks it
-                await self._seek(tp, offset)
+                await faust_hooks.consumer_thread(self).seek_back(tp, offset)
 
         singles = {tp: each for tp, each in records.items() if tp.topic not in batched}
         for tp, record in self.scheduler.iterate(singles):
