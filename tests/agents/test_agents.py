@@ -41,10 +41,13 @@ PARTITIONS = Settings.model_fields["partitions"].default  # of the input topics,
 Scenario = Callable[[Service, Any], Awaitable[None]]  # (service, Faust's agent test wrapper)
 
 
-def run_agent(brokers: str, data_dir: Path, agent_name: str, scenario: Scenario) -> Service:
-    """The service on `brokers`, `scenario` run inside the agent's test context."""
+def run_agent(
+    brokers: str, data_dir: Path, agent_name: str, scenario: Scenario, app_id: str | None = None
+) -> Service:
+    """The service on `brokers` (its own app id unless `app_id`: another worker of that one),
+    `scenario` run inside the agent's test context."""
     service = build_service(
-        Settings(kafka_brokers=brokers, data_dir=data_dir, app_id=unique("optouts-agent"))
+        Settings(kafka_brokers=brokers, data_dir=data_dir, app_id=app_id or unique("optouts-agent"))
     )
 
     async def main() -> None:
