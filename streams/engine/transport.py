@@ -17,7 +17,7 @@ docs/decisions/0010-fetch-wait-setting.md.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import aiokafka
@@ -89,6 +89,19 @@ class PromptConsumer(driver.Consumer):
         if folded is None or folded[0] != self.app.consumer_generation_id:
             return None  # folded before the last rebalance: what was fetched since is folded again
         return folded[1] + 1
+
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        # aiokafka seeks only the partitions whose committed offset is above 0, and leaves the others
+        # where the last fetch left them: past batches a rebalance then dropped from an agent's queue
+        # unfolded. A worker paused past its session timeout, whose every commit was refused, left a
+        # partition with no commit at all, and its next assignment folded on after the dropped
+        # batches (the chaos soak: sms-person-events[1] 61-120 never folded). An input partition with
+        # nothing committed is folded from its beginning; the changelogs are the recovery's to seek.
+        committed: Mapping[TP, int] = await super().seek_to_committed()
+        uncommitted = not_sought(committed, batching(self.app).batched_topics)
+        if uncommitted:
+            await faust_hooks.consumer_thread(self).seek_to_beginning(*uncommitted)
+        return committed
 
     async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
         # Faust's drain marks the offsets between two messages as a gap; a batched partition's
@@ -173,6 +186,11 @@ class PromptConsumer(driver.Consumer):
             tp,
             generation_id=self.app.consumer_generation_id,
         )
+
+
+def not_sought(committed: Mapping[TP, int | None], batched: set[str]) -> list[TP]:
+    """The input partitions `seek_to_committed` left where they were: nothing (or 0) committed."""
+    return [tp for tp, offset in committed.items() if tp.topic in batched and not offset]
 
 
 def _folded_offsets(consumer: PromptConsumer) -> dict[TP, tuple[int, int]]:
