@@ -13,9 +13,12 @@ The agents keep what a batch changed in memory until `done`, so nothing reads a 
 and its write. The local store is written before the changelog is acknowledged, and the persisted
 offset only after both: a crash in between leaves the local store ahead of the changelog, which the
 redelivered batch makes good. For that the store also keeps, in the same write batch as the values,
-the last input offset folded into it (`folded_up_to`, never sent to the changelog): a batch that
-reaches back to it is a redelivery and writes every key it touched, changed or not; any other batch
-writes only what changed (a send to a known recipient writes nothing).
+the last input offset folded into it (`folded_up_to`): a batch that reaches back to it is a
+redelivery and writes every key it touched, changed or not; any other batch writes only what changed
+(a send to a known recipient writes nothing). The marker opens a batch's changelog records, so that
+a store restored from any of them takes the batch again for a redelivery; a second marker
+(`holds_up_to`) closes them, so that a store restored from fewer than all of them knows it must read
+on before it folds past them.
 
 Each value carries its version (streams.engine.versions: the generation and the input offset the
 batch folded up to) as headers of its changelog record and, in the same write batch, next to it in
@@ -44,6 +47,8 @@ from streams.engine.sends import Sends
 from streams.engine.tables import BytesTable, partition_store
 from streams.engine.versions import (
     FOLDED_UP_TO,
+    HOLDS_UP_TO,
+    MARKERS,
     Version,
     decode_marker,
     decode_version,
@@ -61,6 +66,12 @@ def folded_up_to(store: Rdict) -> int:
     return decode_marker(store.get(FOLDED_UP_TO), unreadable=sys.maxsize)
 
 
+def holds_up_to(store: Rdict) -> int:
+    """The last input offset whose fold's values this partition's store holds every one of; -1 for
+    none, and for one not ours (the changelog is read before the next batch: the safe side)."""
+    return decode_marker(store.get(HOLDS_UP_TO))
+
+
 class TableWrites:
     def __init__(self, sends: Sends, table: BytesTable) -> None:
         self.sends = sends
@@ -68,7 +79,7 @@ class TableWrites:
         # partition -> key -> (value, version): written to RocksDB when the batch is done
         self._stores: dict[int, dict[bytes, tuple[bytes, Version]]] = {}
         self._folded: dict[int, int] = {}  # partition -> input offset folded up to
-        self._marked: set[int] = set()  # partitions whose changelog has this batch's marker
+        self._marked: dict[int, int] = {}  # partition -> the offset of this batch's first marker
         self._changelogs: dict[int, Any] = {}  # partition -> aiokafka BatchBuilder being filled
         self._shipped: dict[int, list[tuple[asyncio.Future[Any], int]]] = {}  # record batches, sizes
         self._headers: tuple[Version, list[tuple[str, bytes]]] | None = None  # the batch's, made once
@@ -76,22 +87,15 @@ class TableWrites:
     async def put(self, key: bytes, value: bytes, partition: int, version: Version) -> None:
         """`table[key] = value` in `partition`, of `version`, written when the batch is `done`."""
         self._stores.setdefault(partition, {})[key] = (value, version)
-        changelog = self._changelogs.get(partition)
-        if changelog is None:
-            changelog = self._changelogs[partition] = self.sends.new_batch()
-            if partition not in self._marked:
-                # First of the batch's records: whoever restores any of them knows how far the fold
-                # they come from went, and takes the input up to there for a redelivery. A batch
-                # killed with only some of its records delivered has this one among them.
-                self._marked.add(partition)
-                changelog.append(key=FOLDED_UP_TO, value=encode_marker(version[1]), timestamp=None)
+        if partition not in self._marked:
+            # First of the batch's records: whoever restores any of them knows how far the fold
+            # they come from went, and takes the input up to there for a redelivery. A batch
+            # killed with only some of its records delivered has this one among them.
+            self._marked[partition] = version[1]
+            await self._append(partition, FOLDED_UP_TO, encode_marker(version[1]), None)
         if self._headers is None or self._headers[0] != version:
             self._headers = (version, headers(version))
-        carried = self._headers[1]
-        if changelog.append(key=key, value=value, timestamp=None, headers=carried) is None:  # full
-            await self._ship(partition)
-            changelog = self._changelogs[partition] = self.sends.new_batch()
-            changelog.append(key=key, value=value, timestamp=None, headers=carried)
+        await self._append(partition, key, value, self._headers[1])
 
     def folded(self, partition: int, offset: int) -> None:
         """Record in `partition`'s store, with this batch's values, that it holds the fold of the
@@ -101,6 +105,9 @@ class TableWrites:
     async def done(self) -> None:
         """Write the batch's values to the local stores and ship the rest of their changelog records;
         advance each changelog partition's persisted offset as its record batches are acknowledged."""
+        for partition, offset in self._marked.items():
+            # Last of the batch's records: whoever restores it holds all the others.
+            await self._append(partition, HOLDS_UP_TO, encode_marker(offset), None)
         for partition in self._stores.keys() | self._folded.keys():
             store = partition_store(self.table, partition)
             store.write(self._write_batch(store, partition))
@@ -135,8 +142,21 @@ class TableWrites:
                 batch.put(key, value)
                 batch.put(version_key(key), encode_version(version))
         if partition in self._folded:
-            batch.put(FOLDED_UP_TO, encode_marker(self._folded[partition]))
+            for marker in MARKERS:  # in one write with the values: the store holds them all
+                batch.put(marker, encode_marker(self._folded[partition]))
         return batch
+
+    async def _append(
+        self, partition: int, key: bytes, value: bytes, carried: list[tuple[str, bytes]] | None
+    ) -> None:
+        """Add a record to `partition`'s changelog record batch, shipping the batch once it is full."""
+        changelog = self._changelogs.get(partition)
+        if changelog is None:
+            changelog = self._changelogs[partition] = self.sends.new_batch()
+        if changelog.append(key=key, value=value, timestamp=None, headers=carried) is None:  # full
+            await self._ship(partition)
+            changelog = self._changelogs[partition] = self.sends.new_batch()
+            changelog.append(key=key, value=value, timestamp=None, headers=carried)
 
     async def _ship(self, partition: int) -> None:
         changelog = self._changelogs.pop(partition)

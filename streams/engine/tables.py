@@ -25,7 +25,7 @@ from streams.engine import faust_hooks
 from streams.engine.log_reader import read, snapshot
 from streams.engine.topics import CONTACTS_TABLE, OPT_OUTS_TABLE
 from streams.engine.versions import (
-    FOLDED_UP_TO,
+    MARKERS,
     Version,
     decode_marker,
     decode_version,
@@ -79,7 +79,7 @@ class VersionedTable(faust.Table):  # type: ignore[type-arg]  # Faust's Table is
     def apply_changelog_batch(self, batch: Iterable[EventT[Any]]) -> None:
         writes: dict[int, WriteBatch] = {}
         late: dict[TP, set[bytes]] = {}  # keys whose record here is older than the store's value
-        markers: dict[int, int] = {}  # partition -> the highest folded-up-to seen so far
+        markers: dict[tuple[int, bytes], int] = {}  # (partition, marker) -> the highest seen so far
         offsets: dict[TP, int] = {}
         versions: dict[tuple[int, bytes], Version | None] = {}  # what this batch wrote so far
         for event in batch:
@@ -88,13 +88,13 @@ class VersionedTable(faust.Table):  # type: ignore[type-arg]  # Faust's Table is
             key, partition = message.key, message.partition
             if key is None:
                 continue
-            if key == FOLDED_UP_TO:  # the highest, not the last: a late batch's must not lower it
-                marker = markers.get(partition)
+            if key in MARKERS:  # the highest, not the last: a late batch's must not lower it
+                marker = markers.get((partition, key))
                 if marker is None:
-                    marker = decode_marker(partition_store(self, partition).get(FOLDED_UP_TO))
-                markers[partition] = max(marker, decode_marker(message.value))
+                    marker = decode_marker(partition_store(self, partition).get(key))
+                markers[(partition, key)] = highest = max(marker, decode_marker(message.value))
                 write = writes.setdefault(partition, WriteBatch(raw_mode=True))
-                write.put(FOLDED_UP_TO, encode_marker(markers[partition]))
+                write.put(key, encode_marker(highest))
                 continue
             incoming = version_of(message.headers)
             current = versions.get((partition, key), ...)
@@ -138,7 +138,9 @@ class VersionedTable(faust.Table):  # type: ignore[type-arg]  # Faust's Table is
         spans = await snapshot(servers, [topic], since={start: 0 if persisted is None else persisted + 1})
         read_records = 0
         async for records in read(servers, {start: spans[start]}):
-            self.apply_changelog_batch(cast(list[EventT[Any]], [_Read(record) for record in records]))
+            self.apply_changelog_batch(
+                cast(list[EventT[Any]], [ChangelogEvent(record) for record in records])
+            )
             read_records += len(records)
         return read_records
 
@@ -163,7 +165,7 @@ class VersionedTable(faust.Table):  # type: ignore[type-arg]  # Faust's Table is
 
 
 @dataclass(frozen=True)
-class _Read:
+class ChangelogEvent:
     """A changelog record read outside Faust, as `apply_changelog_batch` takes one (an event whose
     message has the record's fields)."""
 

@@ -30,6 +30,15 @@ _VERSION_OF = b"\x00v\x00"
 # changelog knows it too. Merged by the highest, never by log order.
 FOLDED_UP_TO = b"\x00optouts:folded-up-to"
 
+# The key of the last input offset whose fold's values the store holds every one of: written with
+# FOLDED_UP_TO in the store, and last among a batch's records on the changelog. A restore that ends
+# between a batch's first and last records (its records span several record batches) has the first
+# marker without all the values; the agents read the changelog on before they fold past this one.
+HOLDS_UP_TO = b"\x00optouts:holds-up-to"
+
+# Both markers: merged by the highest.
+MARKERS = (FOLDED_UP_TO, HOLDS_UP_TO)
+
 
 def headers(version: Version) -> list[tuple[str, bytes]]:
     """The record headers that carry `version`."""

@@ -31,7 +31,7 @@ from schemas.errors import DecodeError, FoldError
 from streams.engine import faust_hooks
 from streams.engine.batches import Fetched, folded
 from streams.engine.sends import Sends
-from streams.engine.table_writes import TableWrites, folded_up_to, write_again
+from streams.engine.table_writes import TableWrites, holds_up_to, write_again
 from streams.engine.tables import BytesTable, Tables, partition_store
 from streams.engine.topics import DEAD_LETTERS, MESSAGING_EVENTS, OPT_OUTS, PERSON_EVENTS, Topics
 from streams.engine.unit_of_work import BatchUnit, PartitionBatch
@@ -80,8 +80,9 @@ def register_agents(
 
         async def fold_batch(batch: Fetched) -> None:
             store = partition_store(table, batch.partition)
-            if batch.records[0].offset > folded_up_to(store) + 1:
-                # Folded past what the store holds the fold of: first whatever the changelog has
+            if batch.records[0].offset > holds_up_to(store) + 1:
+                # Folded past what the store holds every value of (another worker's batches, or a
+                # restore that ended inside a batch's records): first whatever the changelog has
                 # beyond what the store read (streams.engine.tables.VersionedTable.catch_up).
                 caught_up = await table.catch_up(batch.partition, settings.brokers)
                 if caught_up:

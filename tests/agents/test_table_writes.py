@@ -13,10 +13,10 @@ from faust.types import TP, Message
 from streams.engine.faust_hooks import topic_event
 from streams.engine.log_reader import read, snapshot
 from streams.engine.sends import Sends
-from streams.engine.table_writes import TableWrites, folded_up_to
+from streams.engine.table_writes import TableWrites, folded_up_to, holds_up_to
 from streams.engine.tables import partition_store
 from streams.engine.topics import CONTACTS_TABLE, changelog_topic
-from streams.engine.versions import FOLDED_UP_TO, headers
+from streams.engine.versions import FOLDED_UP_TO, HOLDS_UP_TO, headers
 from streams.worker import Service
 from tests.agents.test_agents import run_agent
 from tests.integration.kafka import latest_values, produce, run
@@ -50,11 +50,14 @@ def test_a_batch_of_writes_larger_than_a_record_batch_arrives_whole(
     run_agent(kafka_brokers, tmp_path, "resolve", scenario)
     changelog = changelog_topic(seen["settings"], CONTACTS_TABLE)
     seen["first"] = first_record(kafka_brokers, changelog)
+    seen["last"] = first_record(kafka_brokers, changelog, last=True)
 
     assert seen["stored"] == values
-    # A fresh changelog: its last record's offset, after the batch's marker and its values.
-    assert seen["persisted"] == KEYS
+    # A fresh changelog: its last record's offset, after the batch's first marker, its values and
+    # its last marker. The markers open and close the batch's records, whatever batches carry them.
+    assert seen["persisted"] == KEYS + 1
     assert seen["first"] == (FOLDED_UP_TO, b"1")
+    assert seen["last"] == (HOLDS_UP_TO, b"1")
     changelog = changelog_topic(seen["settings"], CONTACTS_TABLE)
     assert latest_values(kafka_brokers, changelog, set(values)) == values
 
@@ -126,7 +129,7 @@ def test_the_persisted_offset_does_not_skip_another_workers_records(
 
     run_agent(kafka_brokers, tmp_path, "resolve", scenario)
 
-    assert (seen["own"], seen["after another's"]) == (1, 1)  # its marker and its value
+    assert (seen["own"], seen["after another's"]) == (2, 2)  # its two markers and its value
 
 
 def test_a_batch_folded_before_a_restore_does_not_take_the_store_back_to_its_older_fold(
@@ -156,14 +159,19 @@ def test_a_batch_folded_before_a_restore_does_not_take_the_store_back_to_its_old
     assert seen["values"] == {b"+14155550001": b"by another, 700", b"+14155550002": b"folded up to 600"}
 
 
-def first_record(brokers: str, topic: str) -> tuple[bytes | None, bytes | None]:
+def first_record(brokers: str, topic: str, last: bool = False) -> tuple[bytes | None, bytes | None]:
+    """The key and value of the first (or `last`) record of `topic`'s partition 0."""
+
     async def first() -> tuple[bytes | None, bytes | None]:
         servers = brokers.split(",")
+        found: tuple[bytes | None, bytes | None] = (None, None)
         async for records in read(servers, await snapshot(servers, [topic])):
             for record in records:
                 if record.partition == 0:
-                    return record.key, record.value
-        return None, None
+                    found = record.key, record.value
+                    if not last:
+                        return found
+        return found
 
     return run(first)
 
@@ -183,11 +191,14 @@ def test_a_store_restored_from_the_changelog_knows_how_far_its_fold_went(
             [
                 changelog_event(service, 0, FOLDED_UP_TO, b"49", None),
                 changelog_event(service, 1, b"+14155550001", b"folded up to 49", (0, 49)),
-                changelog_event(service, 2, FOLDED_UP_TO, b"40", None),
+                changelog_event(service, 2, HOLDS_UP_TO, b"49", None),
+                changelog_event(service, 3, FOLDED_UP_TO, b"40", None),
+                changelog_event(service, 4, HOLDS_UP_TO, b"40", None),
             ]
         )
-        seen["marker"] = folded_up_to(partition_store(table, 0))
+        store = partition_store(table, 0)
+        seen["markers"] = folded_up_to(store), holds_up_to(store)
 
     run_agent(kafka_brokers, tmp_path, "resolve", scenario)
 
-    assert seen["marker"] == 49
+    assert seen["markers"] == (49, 49)
