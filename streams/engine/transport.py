@@ -39,6 +39,29 @@ class PromptConsumerThread(driver.AIOKafkaConsumerThread):
         """`seek_back` in the consumer's own thread, where Faust's seeks run too."""
         await self.call_thread(seek_back, self._ensure_consumer(), tp, offset)
 
+    async def seek_to_committed(self) -> Mapping[TP, int | None]:
+        # Faust's, which is aiokafka's, with the input partitions it leaves alone sought too.
+        sought: Mapping[TP, int | None] = await self.call_thread(
+            seek_to_committed, self._ensure_consumer(), batching(self.app).batched_topics
+        )
+        return sought
+
+
+async def seek_to_committed(consumer: aiokafka.AIOKafkaConsumer, batched: set[str]) -> dict[Any, int | None]:
+    """Seek every assigned partition to its committed offset, and each partition of a `batched` topic
+    with nothing committed to its beginning; the committed offsets.
+
+    aiokafka seeks only the partitions whose committed offset is above 0, and leaves the others where
+    the last fetch left them: past batches a rebalance then dropped from an agent's queue unfolded. A
+    worker paused past its session timeout, whose every commit was refused, left a partition with no
+    commit at all, and its next assignment folded on after the dropped batches (the chaos soak:
+    sms-person-events[1] 61-120 never folded). The changelogs are the recovery's to seek."""
+    committed: dict[Any, int | None] = await consumer.seek_to_committed()
+    uncommitted = not_sought(committed, batched)
+    if uncommitted:
+        await consumer.seek_to_beginning(*uncommitted)
+    return committed
+
 
 async def seek_back(consumer: aiokafka.AIOKafkaConsumer, tp: TP, offset: int) -> None:
     """Move `tp`'s position back to `offset`, never forward: a recovery may have just sought the
@@ -89,19 +112,6 @@ class PromptConsumer(driver.Consumer):
         if folded is None or folded[0] != self.app.consumer_generation_id:
             return None  # folded before the last rebalance: what was fetched since is folded again
         return folded[1] + 1
-
-    async def seek_to_committed(self) -> Mapping[TP, int]:
-        # aiokafka seeks only the partitions whose committed offset is above 0, and leaves the others
-        # where the last fetch left them: past batches a rebalance then dropped from an agent's queue
-        # unfolded. A worker paused past its session timeout, whose every commit was refused, left a
-        # partition with no commit at all, and its next assignment folded on after the dropped
-        # batches (the chaos soak: sms-person-events[1] 61-120 never folded). An input partition with
-        # nothing committed is folded from its beginning; the changelogs are the recovery's to seek.
-        committed: Mapping[TP, int] = await super().seek_to_committed()
-        uncommitted = not_sought(committed, batching(self.app).batched_topics)
-        if uncommitted:
-            await faust_hooks.consumer_thread(self).seek_to_beginning(*uncommitted)
-        return committed
 
     async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
         # Faust's drain marks the offsets between two messages as a gap; a batched partition's
@@ -188,7 +198,7 @@ class PromptConsumer(driver.Consumer):
         )
 
 
-def not_sought(committed: Mapping[TP, int | None], batched: set[str]) -> list[TP]:
+def not_sought(committed: Mapping[Any, int | None], batched: set[str]) -> list[Any]:
     """The input partitions `seek_to_committed` left where they were: nothing (or 0) committed."""
     return [tp for tp, offset in committed.items() if tp.topic in batched and not offset]
 
