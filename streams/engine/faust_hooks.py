@@ -68,14 +68,6 @@ def forget_acked(consumer: Consumer, tp: TP) -> None:
     consumer._acked_index[tp].clear()
 
 
-def forget_acked_offset(consumer: Consumer, tp: TP, offset: int) -> None:
-    """Take one acked offset of `tp` back out of what its next commit is computed from."""
-    acked: list[int] = consumer._acked[tp]
-    if offset in acked:
-        acked.remove(offset)
-    consumer._acked_index[tp].discard(offset)
-
-
 def consumer_thread(consumer: Consumer) -> Any:
     """The thread Faust runs the aiokafka consumer in (the transport's PromptConsumerThread)."""
     return consumer._thread  # type: ignore[attr-defined]  # the driver's ThreadDelegateConsumer

@@ -49,9 +49,14 @@ def total(spans: Mapping[TopicPartition, Span]) -> int:
 
 
 async def snapshot(
-    servers: list[str], topics: Iterable[str], since: Mapping[TopicPartition, int] | None = None
+    servers: list[str],
+    topics: Iterable[str],
+    since: Mapping[TopicPartition, int] | None = None,
+    only: Iterable[int] | None = None,
 ) -> Spans:
-    """Every partition of `topics` from its beginning (or the offset in `since`) to its log end now."""
+    """Every partition of `topics` (or those numbered in `only`) from its beginning (or the offset in
+    `since`) to its log end now."""
+    wanted = None if only is None else set(only)
     consumer = AIOKafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False)
     await consumer.start()
     try:
@@ -60,9 +65,8 @@ async def snapshot(
         for topic in topics:
             if topic not in existing:
                 raise LogReadError(f"topic {topic} does not exist on {','.join(servers)}")
-            partitions += [
-                TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
-            ]
+            numbers = sorted(consumer.partitions_for_topic(topic) or ())
+            partitions += [TopicPartition(topic, p) for p in numbers if wanted is None or p in wanted]
         beginnings = await consumer.beginning_offsets(partitions)
         reported = await consumer.end_offsets(partitions)
     finally:

@@ -135,7 +135,8 @@ class VersionedTable(faust.Table):  # type: ignore[type-arg]  # Faust's Table is
         topic: str = self.changelog_topic.get_topic_name()
         persisted = self.data.persisted_offset(TP(topic, partition))
         start = TopicPartition(topic, partition)
-        spans = await snapshot(servers, [topic], since={start: 0 if persisted is None else persisted + 1})
+        since = {start: 0 if persisted is None else persisted + 1}
+        spans = await snapshot(servers, [topic], since=since, only=[partition])
         read_records = 0
         async for records in read(servers, {start: spans[start]}):
             self.apply_changelog_batch(

@@ -75,3 +75,18 @@ async def create_topic(brokers: str, topic: str) -> None:
     await admin.start()
     await admin.create_topics([NewTopic(topic, 1, 1, topic_configs={"retention.ms": "-1"})])
     await admin.close()
+
+
+def test_a_snapshot_of_some_partitions_holds_only_those(kafka_brokers: str) -> None:
+    # A table's catch_up reads one changelog partition: it snapshots that one, not every partition.
+    topic = unique("log-reader-only")
+    servers = kafka_brokers.split(",")
+
+    async def scenario() -> list[TopicPartition]:
+        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_brokers)
+        await admin.start()
+        await admin.create_topics([NewTopic(topic, 3, 1, topic_configs={"retention.ms": "-1"})])
+        await admin.close()
+        return sorted(await snapshot(servers, [topic], only=[1]))
+
+    assert asyncio.run(scenario()) == [TopicPartition(topic, 1)]
