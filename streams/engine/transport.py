@@ -39,9 +39,10 @@ class PromptConsumerThread(driver.AIOKafkaConsumerThread):
         """`seek_back` in the consumer's own thread, where Faust's seeks run too."""
         await self.call_thread(seek_back, self._ensure_consumer(), tp, offset)
 
-    async def seek_to_committed(self) -> Mapping[TP, int | None]:
-        # Faust's, which is aiokafka's, with the input partitions it leaves alone sought too.
-        sought: Mapping[TP, int | None] = await self.call_thread(
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        # Faust's, which is aiokafka's, with the input partitions it leaves alone sought too. (Typed
+        # as Faust types it; aiokafka's values are None for a partition with nothing committed.)
+        sought: Mapping[TP, int] = await self.call_thread(
             seek_to_committed, self._ensure_consumer(), batching(self.app).batched_topics
         )
         return sought
