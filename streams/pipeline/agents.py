@@ -39,7 +39,13 @@ from streams.engine.versions import Version, headers
 from streams.pipeline.dead_letters import dead_letter
 from streams.pipeline.forwarding import Forwarding
 from streams.pipeline.metrics import Metrics
-from streams.pipeline.stages import DUPLICATE, project_records, published_list, resolve_records
+from streams.pipeline.stages import (
+    DUPLICATE,
+    project_records,
+    published_list,
+    resolve_records,
+    stored_contacts,
+)
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -127,7 +133,12 @@ def register_agents(
         tables.contacts,
         TableWrites(sends, tables.contacts),
         functools.partial(
-            resolve_records, keywords=keywords, region=region, max_ahead=max_ahead, forward=forward.elsewhere
+            resolve_records,
+            keywords=keywords,
+            region=region,
+            max_ahead=max_ahead,
+            forward=forward.elsewhere,
+            decoded=stored_contacts(),
         ),
     )
     stage(

@@ -18,6 +18,7 @@ from projections.keywords import Keywords
 from projections.opt_outs import PersonOptOuts, project
 from schemas.codec import encode
 from schemas.errors import DecodeError, FoldError
+from streams.engine.decoded_states import DecodedStates
 from streams.engine.tables import KnownKeys, storable, stored
 from streams.engine.topics import OPT_OUTS, PERSON_EVENTS
 from streams.engine.unit_of_work import BatchUnit
@@ -40,9 +41,13 @@ async def resolve_records(
     region: str,
     max_ahead: timedelta,
     forward: Forward,
+    decoded: DecodedStates[Contacts] | None = None,
 ) -> Counter[str]:
     """Stage 1, per phone: fold the batch's messaging events into the contacts; the person events
-    the folds emit are sent. The events folded, by type (and `DUPLICATE`)."""
+    the folds emit are sent. The events folded, by type (and `DUPLICATE`). `decoded`: the stage's
+    memo of stored contacts (streams.engine.decoded_states), kept from batch to batch."""
+    if decoded is None:
+        decoded = stored_contacts()
     loaded: dict[bytes, Contacts] = {}  # as stored before this batch
     states: dict[bytes, Contacts] = {}
     known = KnownKeys(states, unit)  # phones stored or folded: not parsed again
@@ -59,7 +64,7 @@ async def resolve_records(
         if key in states:
             contacts = states[key]
         else:
-            contacts = loaded[key] = Contacts.from_json(stored(unit.get(key)))
+            contacts = loaded[key] = decoded.get(key, unit.get(key))
         try:
             resolution = resolve(contacts, message, keywords)
         except Exception as exc:  # a defect of the fold: this event aside, not the batch
@@ -77,6 +82,11 @@ async def resolve_records(
         if unit.redelivered or contacts is not loaded[key]:
             await unit.put(key, storable(contacts.to_json()))
     return folded
+
+
+def stored_contacts() -> DecodedStates[Contacts]:
+    """A memo of stored contacts for `resolve_records`: one per stage 1 agent."""
+    return DecodedStates(lambda key, raw: Contacts.from_json(stored(raw)))
 
 
 async def project_records(

@@ -9,7 +9,7 @@ from aiokafka import TopicPartition
 
 from streams.engine.log_reader import Span, read, snapshot
 from streams.engine.topics import CONTACTS_TABLE, MESSAGING_EVENTS, changelog_topic
-from streams.pipeline.stages import resolve_records
+from streams.pipeline.stages import resolve_records, stored_contacts
 from streams.progress import Progress
 from streams.rebuild.context import CHECKPOINT_RECORDS, RebuildContext
 from streams.rebuild.exchange import send_end
@@ -62,6 +62,7 @@ async def _fold(ctx: RebuildContext, store: LocalStore, tp: TopicPartition, end:
     forward = OfflineForward(ctx.partitions, tally, ctx.shipper, ctx.republish_from)
     region = ctx.settings.default_region
     since_commit = 0
+    decoded = stored_contacts()
     async for records in read(ctx.settings.brokers, {tp: span}):
         await resolve_records(
             unit,
@@ -70,6 +71,7 @@ async def _fold(ctx: RebuildContext, store: LocalStore, tp: TopicPartition, end:
             region=region,
             max_ahead=ctx.max_ahead,
             forward=forward,
+            decoded=decoded,
         )
         tally.messaging_events += len(records)
         store.set_meta("next", records[-1].offset + 1)

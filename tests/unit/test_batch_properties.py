@@ -26,6 +26,7 @@ from projections.keywords import DEFAULT_KEYWORDS
 from projections.opt_outs import PersonOptOuts, project_log
 from schemas.codec import encode
 from schemas.events import AnyPersonEvent, MessageReceived, MessagingEvent, OptOutOverridden
+from streams.engine.decoded_states import DecodedStates
 from streams.engine.tables import stored
 from streams.engine.topics import MESSAGING_EVENTS, OPT_OUTS, PERSON_EVENTS
 from streams.engine.unit_of_work import InMemoryBatch
@@ -196,9 +197,20 @@ def chunks_held(key: bytes, store: dict[bytes, bytes]) -> list[bytes]:
     return held
 
 
+# One memo of decoded contacts for every batch and example, as an agent keeps one for all its
+# batches: a state taken from it must be the state its stored bytes hold (small, so keys come and go).
+DECODED = DecodedStates(lambda key, raw: Contacts.from_json(stored(raw)), size=16)
+
+
 async def resolve_batch(unit: InMemoryBatch, records: Sequence[Any]) -> Any:
     return await resolve_records(
-        unit, records, keywords=DEFAULT_KEYWORDS, region="US", max_ahead=MAX_AHEAD, forward=nowhere
+        unit,
+        records,
+        keywords=DEFAULT_KEYWORDS,
+        region="US",
+        max_ahead=MAX_AHEAD,
+        forward=nowhere,
+        decoded=DECODED,
     )
 
 
