@@ -14,8 +14,9 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable '.[dev]'
 	touch $(STAMP)
 
-run: $(STAMP)  ## start the service (with an embedded broker unless OPTOUTS_KAFKA_BROKERS is set)
-	$(BIN)/optouts run
+WORKERS ?= 1
+run: $(STAMP)  ## start the service (with an embedded broker unless OPTOUTS_KAFKA_BROKERS is set); WORKERS=N|auto
+	$(BIN)/optouts run --workers $(WORKERS)
 
 test: $(STAMP)  ## the whole suite (starts its own broker unless OPTOUTS_KAFKA_BROKERS is set)
 	$(BIN)/python -m pytest

@@ -26,6 +26,7 @@ from streams.cli.dead_letters_cli import add_dead_letter_commands
 from streams.cli.operator_cli import add_operator_commands
 from streams.cli.replay_cli import add_replay_commands
 from streams.cli.twilio_cli import add_twilio_commands
+from streams.cli.workers import run_workers, worker_count
 from streams.engine.broker import EmbeddedBroker, stop_child
 from streams.engine.topics import create_topics
 from streams.settings import Settings
@@ -173,10 +174,19 @@ def dev_commands(name: str, asked_for: str | None) -> CommandGroup:
 
 
 def add_service_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    commands.add_parser(
+    run_parser = commands.add_parser(
         "run",
         help="start the worker and its HTTP API; with no OPTOUTS_KAFKA_BROKERS, an embedded broker first",
-    ).set_defaults(handler=lambda args, settings: run(settings))
+    )
+    run_parser.add_argument(
+        "--workers",
+        type=worker_count,
+        default=1,
+        metavar="N",
+        help="worker processes on this machine, sharing the partitions, each with its own data dir"
+        " (OPTOUTS_DATA_DIR/worker-K) and port (OPTOUTS_WEB_PORT + K); auto: one per core (1)",
+    )
+    run_parser.set_defaults(handler=lambda args, settings: run(settings, args.workers))
     commands.add_parser("worker", help="start a worker against OPTOUTS_KAFKA_BROKERS").set_defaults(
         handler=lambda args, settings: worker(settings)
     )
@@ -200,12 +210,15 @@ def create_topics_command(settings: Settings) -> int:
     return 0
 
 
-def run(settings: Settings) -> int:
-    """The embedded default: a broker of our own when none is configured, then the worker."""
+def run(settings: Settings, workers: int = 1) -> int:
+    """The embedded default: a broker of our own when none is configured, then the worker (or
+    `workers` worker processes, streams.cli.workers)."""
     pid = settings.embedded_broker_pid
     if pid is not None:  # restarted into a new generation: the broker started before is ours
         return run_on_embedded(settings, lambda: stop_child(pid))
     if settings.brokers:
+        if workers > 1:
+            return run_workers(settings, workers, None)
         run_worker(settings, on_ready=lambda: announce(settings, None))
         return 0
     # The embedded broker keeps its log in memory, so tables kept from an earlier run would
@@ -217,6 +230,12 @@ def run(settings: Settings) -> int:
     settings = settings.model_copy(
         update={"kafka_brokers": broker.address, "data_dir": data_dir, "embedded_broker_pid": broker.pid}
     )
+    if workers > 1:
+        try:
+            return run_workers(settings, workers, settings.embedded_broker_pid)
+        finally:
+            broker.stop()
+            print(f"stopped the embedded broker (pid {settings.embedded_broker_pid})", file=sys.stderr)
     return run_on_embedded(settings, broker.stop)
 
 

@@ -6,6 +6,7 @@ import contextlib
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -22,10 +23,10 @@ from tests.integration.test_pipeline import SENDER, eventually
 pytestmark = pytest.mark.integration
 
 
-def start_run(env: dict[str, str], log_path: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_run(env: dict[str, str], log_path: Path, *args: str) -> tuple[subprocess.Popen[bytes], str]:
     """Start `python -m streams run`; return the process and its banner once it says it is ready."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "streams", "run"],
+        [sys.executable, "-m", "streams", "run", *args],
         env=env,
         cwd=ROOT,
         stdout=log_path.open("wb"),
@@ -116,3 +117,90 @@ def test_run_with_brokers_configured_uses_them_and_starts_no_broker(
         assert children == []
     finally:
         assert interrupt(process) == 0
+
+
+def ports_in_a_row(count: int) -> int:
+    """The first of `count` consecutive free ports (worker K listens on the first + K)."""
+    while True:
+        first = free_port()
+        try:
+            with contextlib.ExitStack() as held:
+                for port in range(first + 1, first + count):
+                    listener = held.enter_context(socket.socket())
+                    listener.bind(("127.0.0.1", port))
+            return first
+        except OSError:
+            continue
+
+
+def test_run_with_two_workers_shares_the_partitions_under_one_banner_and_ctrl_c_stops_both(
+    kafka_brokers: str, tmp_path: Path, output_dir: Path
+) -> None:
+    port = ports_in_a_row(2)
+    env = worker_env(kafka_brokers, tmp_path, unique("optouts-run"), port, OPTOUTS_AUTH=None)
+    log = output_dir / "run-two-workers.log"
+    process, banner = start_run(env, log, "--workers", "2")
+    workers = re.findall(r"worker (\d)\s+http://127.0.0.1:(\d+)\s+pid (\d+)\s+(\S+)", banner)
+    pids = [int(pid) for _, _, pid, _ in workers]
+    try:
+        assert "sms-optouts is ready: 2 workers" in banner
+        assert [(index, int(p), Path(data)) for index, p, _, data in workers] == [
+            ("0", port, (tmp_path / "worker-0").resolve()),
+            ("1", port + 1, (tmp_path / "worker-1").resolve()),
+        ]
+        # One token for both (generated once, where the CLI reads it), one login line in the banner.
+        login = re.findall(r"operator login\s+\S+/login\?token=(\S+)", banner)
+        assert login == [(tmp_path / "operator-token").read_text().strip()]
+        bearer = {"Authorization": f"Bearer {login[0]}"}
+        urls = {f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port + 1}"}
+        owners = eventually(
+            lambda: set(http_json("GET", f"http://127.0.0.1:{port}/router/", headers=bearer)[1]) == urls
+        )
+        assert owners
+
+        person, phone = unique("person"), unique_phone()
+        publish(
+            kafka_brokers,
+            "sms-messaging-events",
+            [(phone, sent(person, phone, SENDER)), (phone, received(phone, SENDER, "STOP"))],
+        )
+        for url in sorted(urls):  # either worker answers, forwarding to the owner with the token
+            listed = eventually(
+                lambda url=url: http_json("GET", f"{url}/people/{person}/sms-opt-outs", headers=bearer)[1][
+                    "opt_outs"
+                ]
+            )
+            assert [entry["sender"] for entry in listed] == [SENDER]
+    finally:
+        assert interrupt(process, *pids) == 0
+    assert not any(alive(pid) for pid in pids)
+
+
+def test_run_stops_every_worker_and_says_which_failed_when_one_exits(
+    kafka_brokers: str, tmp_path: Path, output_dir: Path
+) -> None:
+    port = ports_in_a_row(2)
+    env = worker_env(kafka_brokers, tmp_path, unique("optouts-run"), port)
+    log = output_dir / "run-worker-fails.log"
+    with socket.socket() as taken:  # worker 1's port, in use: it cannot start
+        taken.bind(("127.0.0.1", port + 1))
+        taken.listen()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "streams", "run", "--workers", "2"],
+            env=env,
+            cwd=ROOT,
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            status = process.wait(120)
+        finally:
+            if process.poll() is None:
+                process.kill()
+    text = log.read_text(errors="replace")
+    assert status == 1, text
+    failure = re.search(r"optouts run: worker 1 \(pid (\d+), port (\d+)\) exited with status \S+", text)
+    assert failure is not None and int(failure.group(2)) == port + 1, text
+    assert "sms-optouts is ready" not in text
+    children = subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True, text=True, timeout=10)
+    assert children.stdout.split() == []
