@@ -138,6 +138,11 @@ DEV_COMMANDS: dict[str, tuple[str, str, str]] = {  # command: (module, its add_c
         "add_soak_commands",
         "stream events while a worker is killed and restarted; check every list against the log",
     ),
+    "capacity": (
+        "streams.devtools.capacity",
+        "add_capacity_commands",
+        "measure the bytes per event and per stored state the capacity model uses",
+    ),
 }
 
 
@@ -154,6 +159,7 @@ def command_groups(asked_for: str | None = None) -> list[CommandGroup]:
         dev_commands("bench", asked_for),
         dev_commands("bench-replay", asked_for),
         dev_commands("soak", asked_for),
+        dev_commands("capacity", asked_for),
         add_twilio_commands,
         add_replay_commands,
     ]
