@@ -80,7 +80,9 @@ async def resolve_records(
     # streams.engine.table_writes); any other batch only the keys whose contacts changed.
     for key, contacts in states.items():
         if unit.redelivered or contacts is not loaded[key]:
-            await unit.put(key, storable(contacts.to_json()))
+            value = storable(contacts.to_json())
+            await unit.put(key, value)
+            decoded.remember(key, value, contacts)  # the next batch's read of the phone, unless restored
     return folded
 
 

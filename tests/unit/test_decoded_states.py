@@ -30,3 +30,20 @@ def test_a_state_is_decoded_again_only_when_its_bytes_changed() -> None:
         (b"d", b"4"),
         (b"a", b"2"),
     ]
+
+
+def test_a_state_written_is_taken_as_it_is_while_the_store_holds_what_was_written() -> None:
+    decodings: list[bytes | None] = []
+
+    def decode(key: bytes, raw: bytes | None) -> str:
+        decodings.append(raw)
+        return f"decoded {raw!r}"
+
+    states = DecodedStates(decode, size=2)
+    states.remember(b"a", b"written", "folded")
+    assert states.get(b"a", b"written") == "folded"  # what the batch wrote: not decoded again
+    assert states.get(b"a", b"restored") == "decoded b'restored'"  # a newer value came in meanwhile
+    states.remember(b"b", b"1", "b")
+    states.remember(b"c", b"1", "c")  # full: the longest kept ("a") goes
+    assert states.get(b"a", b"restored") == "decoded b'restored'"
+    assert decodings == [b"restored", b"restored"]
