@@ -22,7 +22,7 @@ from rocksdict import Rdict
 
 from projections.contacts import resolve_all
 from projections.opt_outs import project_log
-from schemas.codec import decode_messaging_event, encode
+from schemas.codec import decode_messaging_event, decode_person_event, encode
 from streams.devtools.workload import generate
 from streams.engine.tables import storable
 from streams.engine.versions import encode_version, headers, version_key
@@ -52,11 +52,11 @@ def measure(events: int, persons: int, seed: int = 7) -> dict[str, Any]:
     values = [json.dumps(event, separators=(",", ":")).encode() for event in generate(events, persons, seed)]
     decoded = [decode_messaging_event(value, region="US") for value in values]
     contacts, emitted = resolve_all(decoded)
-    lists = project_log(emitted)
+    person_events = [encode(event) for event in emitted]
+    lists = project_log(decode_person_event(value) for value in person_events)  # as stage 2 reads them
     contact_values = {phone.encode(): storable(state.to_json()) for phone, state in contacts.items()}
     person_values = {person.encode(): storable(state.to_json()) for person, state in lists.items()}
     published = [encode(state.as_list()) for state in lists.values() if state.entries]
-    person_events = [encode(event) for event in emitted]
     version_bytes = _header_bytes(headers((0, 10**9))) + len(encode_version((0, 10**9)))
     return {
         "events": events,
