@@ -24,6 +24,7 @@ from pathlib import Path
 from types import FrameType
 
 from schemas.errors import OptOutsError
+from streams.engine.broker import stopped_with_this_process
 from streams.settings import Settings
 from streams.web.operator_auth import Access, open_access
 
@@ -97,6 +98,7 @@ def run_workers(settings: Settings, count: int, broker_pid: int | None) -> int:
                     [sys.executable, "-m", "streams", "worker"],
                     env=each.environment(settings, access),
                     stdout=subprocess.DEVNULL,
+                    preexec_fn=stopped_with_this_process,
                 )
             )
         if not _wait_until_recovered(plans, processes, stopping):

@@ -9,11 +9,13 @@ Decision record: docs/decisions/0005-embedded-tansu.md.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -42,6 +44,29 @@ def wait_for_port(host: str, port: int, timeout: float) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _prctl() -> Callable[[int, int], int] | None:
+    with contextlib.suppress(OSError, AttributeError):
+        function: Callable[[int, int], int] = ctypes.CDLL(None, use_errno=True).prctl
+        return function
+    return None  # not Linux
+
+
+# Looked up here, in the parent: between fork and exec the child only calls it (no dlopen there,
+# whose lock another thread of the parent may have held at the fork).
+_PRCTL = _prctl()
+
+
+def stopped_with_this_process() -> None:
+    """In a child process, before it runs its command (`preexec_fn`): have the kernel send it SIGTERM
+    when the process that started it dies, even by SIGKILL, so that a broker or worker never goes on
+    alone, holding its port and its data dir. Linux only; elsewhere nothing."""
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def stop_child(pid: int, timeout: float = 10.0) -> None:
@@ -98,7 +123,10 @@ class EmbeddedBroker:
         log = open(self.log_path, "ab") if self.log_path else None  # noqa: SIM115
         try:
             self._process = subprocess.Popen(
-                command, stdout=subprocess.DEVNULL if log is None else log, stderr=subprocess.STDOUT
+                command,
+                stdout=subprocess.DEVNULL if log is None else log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=stopped_with_this_process,
             )
         finally:
             if log is not None:

@@ -204,3 +204,24 @@ def test_run_stops_every_worker_and_says_which_failed_when_one_exits(
     assert "sms-optouts is ready" not in text
     children = subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True, text=True, timeout=10)
     assert children.stdout.split() == []
+
+
+def test_run_killed_with_sigkill_takes_its_workers_and_its_broker_with_it(
+    tmp_path: Path, output_dir: Path
+) -> None:
+    # kill -9 runs no handler: the kernel stops what it started (PR_SET_PDEATHSIG), or the workers
+    # would go on alone, holding their ports and data dirs, on a broker nobody stops.
+    port = ports_in_a_row(2)
+    env = worker_env(None, tmp_path, unique("optouts-run"), port)  # the embedded broker
+    process, banner = start_run(env, output_dir / "run-sigkill.log", "--workers", "2")
+    pids = [int(pid) for pid in re.findall(r"worker \d\s+\S+\s+pid (\d+)", banner)]
+    pids.append(int(re.search(r"embedded Tansu, pid (\d+)", banner).group(1)))  # type: ignore[union-attr]
+    try:
+        assert len(pids) == 3
+        process.kill()
+        process.wait(10)
+        eventually(lambda: not any(alive(pid) for pid in pids), timeout=40)
+    finally:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
