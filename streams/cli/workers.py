@@ -101,7 +101,7 @@ def run_workers(settings: Settings, count: int, broker_pid: int | None) -> int:
                     preexec_fn=stopped_with_this_process,
                 )
             )
-        if not _wait_until_recovered(plans, processes, stopping):
+        if not _wait_until_recovered(_host(settings), plans, processes, stopping):
             return 0
         announce_workers(settings, plans, processes, access, broker_pid)
         while not stopping:
@@ -119,8 +119,15 @@ def run_workers(settings: Settings, count: int, broker_pid: int | None) -> int:
             signal.signal(sig, handler)
 
 
+def _host(settings: Settings) -> str:
+    """Where this machine reaches its workers, as a URL names it: the interface they bind to, loopback
+    when they bind to all of them."""
+    host = "127.0.0.1" if settings.web_host in ("0.0.0.0", "::", "") else settings.web_host
+    return f"[{host}]" if ":" in host else host
+
+
 def _wait_until_recovered(
-    plans: list[WorkerPlan], processes: list[subprocess.Popen[bytes]], stopping: list[int]
+    host: str, plans: list[WorkerPlan], processes: list[subprocess.Popen[bytes]], stopping: list[int]
 ) -> bool:
     """Whether every worker restored its tables (its /ready says so) before a signal came."""
     deadline = time.monotonic() + READY_TIMEOUT
@@ -137,16 +144,16 @@ def _wait_until_recovered(
                     f"worker {each.index} (pid {process.pid}, port {each.port}) exited with status"
                     f" {process.returncode} while starting: stopping the others"
                 )
-            if _recovered(each.port):
+            if _recovered(host, each.port):
                 waiting.remove((each, process))
         time.sleep(0.2)
     return True
 
 
-def _recovered(port: int) -> bool:
+def _recovered(host: str, port: int) -> bool:
     # /ready answers 503 while the worker lags behind its input: its tables may be restored already.
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=2) as response:
+        with urllib.request.urlopen(f"http://{host}:{port}/ready", timeout=2) as response:
             body = response.read()
     except urllib.error.HTTPError as error:
         body = error.read()
@@ -180,7 +187,7 @@ def announce_workers(
     access: Access,
     broker_pid: int | None,
 ) -> None:
-    host = "127.0.0.1" if settings.web_host in ("0.0.0.0", "::", "") else settings.web_host
+    host = _host(settings)
     first = f"http://{host}:{plans[0].port}"
     lines = [
         "",

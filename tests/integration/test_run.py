@@ -225,3 +225,22 @@ def test_run_killed_with_sigkill_takes_its_workers_and_its_broker_with_it(
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_run_with_workers_finds_them_on_the_interface_they_bind_to(
+    kafka_brokers: str, tmp_path: Path, output_dir: Path
+) -> None:
+    # A worker bound to one address is not on 127.0.0.1: the wait for its tables, and the banner,
+    # must look where it listens (127.0.0.2 is loopback too on Linux, and nothing else binds it here).
+    port = ports_in_a_row(2)
+    env = worker_env(kafka_brokers, tmp_path, unique("optouts-run"), port, OPTOUTS_WEB_HOST="127.0.0.2")
+    process, banner = start_run(env, output_dir / "run-web-host.log", "--workers", "2")
+    pids = [int(pid) for pid in re.findall(r"worker \d\s+\S+\s+pid (\d+)", banner)]
+    try:
+        assert re.findall(r"worker \d\s+(\S+)", banner) == [
+            f"http://127.0.0.2:{port}",
+            f"http://127.0.0.2:{port + 1}",
+        ]
+        assert http_json("GET", f"http://127.0.0.2:{port + 1}/health")[0] == 200
+    finally:
+        assert interrupt(process, *pids) == 0
