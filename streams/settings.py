@@ -274,9 +274,14 @@ class Settings(BaseSettings):
         return DEFAULT_KEYWORDS.with_custom(self.opt_out_keywords, self.opt_in_keywords)
 
     @property
+    def local_web_host(self) -> str:
+        """Where this machine reaches a worker's HTTP API: `web_host`, or loopback when it binds to
+        every interface."""
+        return "127.0.0.1" if self.web_host in ("0.0.0.0", "::", "") else self.web_host
+
+    @property
     def service_url(self) -> str:
         """Where the service's HTTP API answers: `api_url`, else this host's worker."""
         if self.api_url:
             return self.api_url.rstrip("/")
-        host = "127.0.0.1" if self.web_host in ("0.0.0.0", "::", "") else self.web_host
-        return f"http://{host}:{self.web_port}"
+        return f"http://{self.local_web_host}:{self.web_port}"

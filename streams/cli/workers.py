@@ -122,7 +122,7 @@ def run_workers(settings: Settings, count: int, broker_pid: int | None) -> int:
 def _host(settings: Settings) -> str:
     """Where this machine reaches its workers, as a URL names it: the interface they bind to, loopback
     when they bind to all of them."""
-    host = "127.0.0.1" if settings.web_host in ("0.0.0.0", "::", "") else settings.web_host
+    host = settings.local_web_host
     return f"[{host}]" if ":" in host else host
 
 

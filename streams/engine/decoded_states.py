@@ -32,7 +32,7 @@ class DecodedStates(Generic[T]):
         fold's `to_json` and `from_json` round-trip). Taken only while the store holds `raw`: a
         restore that wrote a newer value instead is decoded from its own bytes."""
         if key not in self._memo and len(self._memo) >= self._size:
-            del self._memo[next(iter(self._memo))]
+            del self._memo[next(iter(self._memo))]  # the longest kept
         self._memo[key] = (raw, state)
 
     def get(self, key: bytes, raw: bytes | None) -> T:
@@ -42,7 +42,5 @@ class DecodedStates(Generic[T]):
             return hit[1]
         state = self._decode(key, raw)
         if raw is not None:
-            if hit is None and len(self._memo) >= self._size:
-                del self._memo[next(iter(self._memo))]  # the longest kept
-            self._memo[key] = (raw, state)
+            self.remember(key, raw, state)
         return state

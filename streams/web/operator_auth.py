@@ -192,8 +192,7 @@ def base_url(settings: Settings) -> str:
     """Where an operator's browser reaches this worker: the public URL, else the web host."""
     if settings.public_base_url:
         return settings.public_base_url.rstrip("/")
-    host = "127.0.0.1" if settings.web_host in ("0.0.0.0", "::", "") else settings.web_host
-    return f"http://{host}:{settings.web_port}"
+    return f"http://{settings.local_web_host}:{settings.web_port}"
 
 
 def register_operator_auth(app: faust.App, settings: Settings) -> Sessions:
