@@ -158,3 +158,35 @@ def test_upcast_leaves_a_value_of_the_latest_version_as_it_is() -> None:
     value = {**json.loads(STORED_V1_STOP), "schema_version": 3, "keyword": "STOP", "channel": "rcs"}
 
     assert upcast(value) is value
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        STORED_V1_STOP[:-40],  # cut off: a producer's partial write
+        STORED_V1_STOP.replace(b'"phone"', b"'phone'"),  # not JSON's quotes
+        STORED_V1_STOP.replace(b'"SM0002",', b'"SM\\ud800",', 1),  # a lone surrogate escape
+    ],
+    ids=["cut-off", "single-quotes", "lone-surrogate"],
+)
+def test_a_version_1_value_that_is_not_json_is_refused_as_not_json_as_the_latest_version_is(
+    data: bytes,
+) -> None:
+    # Both paths (the upcast of an older version, and the latest version read as it is) say alike
+    # that the value is no JSON at all, with the parser's own reason.
+    latest = data.replace(b'"schema_version":1', b'"schema_version":3')
+    with pytest.raises(DecodeError) as older_refused:
+        decode(data)
+    with pytest.raises(DecodeError) as latest_refused:
+        decode(latest)
+
+    assert str(older_refused.value).startswith("not JSON: ")
+    assert str(older_refused.value) == str(latest_refused.value)
+
+
+@pytest.mark.parametrize("version", [1, 3])
+def test_a_value_that_starts_with_a_byte_order_mark_is_read_as_without_it(version: int) -> None:
+    data = STORED_V1_STOP.replace(b'"schema_version":1', b'"schema_version":%d' % version)
+
+    assert decode(b"\xef\xbb\xbf" + data) == decode(data)
+    assert decode("\ufeff" + data.decode()) == decode(data)
