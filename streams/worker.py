@@ -12,6 +12,7 @@ import mode
 
 from streams.engine import faust_hooks
 from streams.engine.app import create_app
+from streams.engine.native_heap import fix_mmap_threshold, limit_arenas
 from streams.engine.tables import Tables, declare_tables
 from streams.engine.topics import Topics, create_topics, declare_topics
 from streams.pipeline.agents import register_agents
@@ -97,6 +98,8 @@ def run_worker(
     `restart_env` added to its environment (streams.pipeline.generations)."""
     if not settings.brokers:
         raise SystemExit("OPTOUTS_KAFKA_BROKERS is not set: `optouts run` starts an embedded broker")
+    fix_mmap_threshold()  # before any thread starts: see streams.engine.native_heap
+    limit_arenas()
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:

@@ -26,6 +26,8 @@ from faust.types import TP, ConsumerMessage, EventT, Message
 from rocksdict import Rdict
 from yarl import URL
 
+from streams.engine.store_memory import BoundedOptions, Budget
+
 AgentErrorHandler = Callable[[Any, BaseException], Awaitable[None]]
 
 
@@ -101,6 +103,15 @@ def kafka_producer(app: faust.App) -> AIOKafkaProducer:
 
 
 # Tables -----------------------------------------------------------------------------------------
+
+
+def bound_store_memory(store: Any, budget: Budget) -> None:
+    """Open `store`'s partitions (a RocksDB store not opened yet) within `budget`: Faust builds the
+    options each partition is opened with from `rocksdb_options`, made in the store's constructor."""
+    if isinstance(store, RocksDBStore):
+        store.rocksdb_options = BoundedOptions(  # type: ignore[attr-defined]  # set in __init__
+            **store.options, use_rocksdict=store.use_rocksdict, budget=budget
+        )
 
 
 def partition_db(table: faust.Table[Any, Any], partition: int) -> Rdict:
@@ -182,6 +193,7 @@ OVERRIDDEN: tuple[Overridden, ...] = (
         "streams.engine.recovery.LogEndRecovery",
     ),
     Overridden(faust.App, "_new_transport", ("self",), "streams.engine.app.OptOutsApp"),
+    Overridden(faust.Table, "_new_store", ("self",), "streams.engine.tables.VersionedTable"),
     Overridden(
         faust.Topic, "decode", ("self", "message", "propagate"), "streams.engine.batches.BatchedTopic"
     ),
@@ -202,6 +214,9 @@ PRIVATE_NAMES: tuple[tuple[str, type, str, str, Sequence[str]], ...] = (
     ("kafka_producer", driver.Producer, "_producer", "attribute", ()),
     ("kafka_producer", AIOKafkaProducer, "create_batch", "method", ("self",)),
     ("kafka_producer", AIOKafkaProducer, "send_batch", "method", ("self", "batch", "topic", "partition")),
+    ("bound_store_memory", RocksDBStore, "rocksdb_options", "attribute", ()),
+    ("bound_store_memory", RocksDBStore, "options", "attribute", ()),
+    ("bound_store_memory", RocksDBStore, "use_rocksdict", "attribute", ()),
     ("partition_db", RocksDBStore, "_db_for_partition", "method", ("self", "partition")),
     ("key_owner", Router, "key_store", "method", ("self", "table_name", "key")),
     ("highwater_table", Recovery, "_highwater_logtable", "method", ("self", "highwaters", "title")),

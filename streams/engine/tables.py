@@ -23,6 +23,7 @@ from rocksdict import Rdict, WriteBatch
 
 from streams.engine import faust_hooks
 from streams.engine.log_reader import read, snapshot
+from streams.engine.store_memory import process_budget
 from streams.engine.topics import CONTACTS_TABLE, OPT_OUTS_TABLE
 from streams.engine.versions import (
     MARKERS,
@@ -52,8 +53,9 @@ class Tables:
 # Faust opens every partition's RocksDB with a 64 MiB write buffer (up to 3 of them) and a 2 GiB
 # block cache of its own. With 2 tables of 8 partitions, a million phones' contacts (~300 MB) never
 # filled a write buffer: the whole table stayed in memory. Smaller buffers are flushed to disk
-# (on RocksDB's own thread) and reads go through the bloom filters and a small cache: at most
-# 16 x (2 x 4 + 8) MiB for both tables.
+# (on RocksDB's own thread) and reads go through the bloom filters and a small cache. The cache and
+# the write buffers of every store count against one budget per process (streams.engine.store_memory):
+# Faust's cache of `block_cache_size` per store is replaced by it.
 STORE_OPTIONS = {
     "driver": "rocksdict",
     "write_buffer_size": 4 * 1024 * 1024,
@@ -75,6 +77,11 @@ class VersionedTable(faust.Table):  # type: ignore[type-arg]  # Faust's Table is
     # (partition, keys) -> written again; None: nothing repairs (the tests' tables).
     repair: Callable[[int, set[bytes]], Awaitable[None]] | None = None
     _repairs: set[asyncio.Future[None]] | None = None
+
+    def _new_store(self) -> Any:
+        store = super()._new_store()
+        faust_hooks.bound_store_memory(store, process_budget())
+        return store
 
     def apply_changelog_batch(self, batch: Iterable[EventT[Any]]) -> None:
         writes: dict[int, WriteBatch] = {}

@@ -27,7 +27,8 @@ from streams.pipeline.placement import Throttle, expected_partition, likely_caus
 log = logging.getLogger(__name__)
 
 # Keys whose partition is remembered (phones and persons that recur); forgotten all at once past it.
-_PLACED_KEYS = 100_000
+# ~90 bytes a key, per topic: a log's recurring keys fit, a million persons' do not at any size.
+_PLACED_KEYS = 16_384
 
 
 class Forwarding:

@@ -19,7 +19,7 @@ from streams.rebuild.context import RebuildContext
 from streams.rebuild.exchange import exchange_topic
 from streams.rebuild.group_offsets import committed_offsets
 from streams.rebuild.lists_partition import rebuild_lists
-from streams.rebuild.native_heap import fix_mmap_threshold
+from streams.engine.native_heap import fix_mmap_threshold
 from streams.rebuild.parts import Part
 from streams.rebuild.shipper import Shipper
 from streams.rebuild.tally import Tally

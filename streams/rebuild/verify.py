@@ -56,7 +56,7 @@ from streams.rebuild.exchange import create_exchange, delete_exchange, exchange_
 from streams.rebuild.group_offsets import committed_offsets
 from streams.rebuild.lists_partition import FACT, LOGGED, rebuild_lists
 from streams.rebuild.local_store import LocalStore
-from streams.rebuild.native_heap import fix_mmap_threshold
+from streams.engine.native_heap import fix_mmap_threshold
 from streams.rebuild.part import peak_rss_mb
 from streams.rebuild.parts import Part
 from streams.rebuild.processes import run_parts
