@@ -241,6 +241,7 @@ class Worker:
             OPTOUTS_REBALANCE_TIMEOUT=str(settings.rebalance_timeout),
             OPTOUTS_PARTITIONS=str(settings.partitions),
             OPTOUTS_STANDBY_REPLICAS=str(settings.standby_replicas),
+            OPTOUTS_FETCH_MAX_WAIT=str(settings.fetch_max_wait),
             OPTOUTS_LOG_LEVEL="warning",
         )
         self.process = subprocess.Popen(
