@@ -54,13 +54,12 @@ class Tables:
 # block cache of its own. With 2 tables of 8 partitions, a million phones' contacts (~300 MB) never
 # filled a write buffer: the whole table stayed in memory. Smaller buffers are flushed to disk
 # (on RocksDB's own thread) and reads go through the bloom filters and a small cache. The cache and
-# the write buffers of every store count against one budget per process (streams.engine.store_memory):
-# Faust's cache of `block_cache_size` per store is replaced by it.
+# the write buffers of every store count against one budget per process (streams.engine.store_memory),
+# which replaces Faust's cache per store.
 STORE_OPTIONS = {
     "driver": "rocksdict",
     "write_buffer_size": 4 * 1024 * 1024,
     "max_write_buffer_number": 2,
-    "block_cache_size": 8 * 1024 * 1024,
 }
 
 
