@@ -109,8 +109,8 @@ def bound_store_memory(store: Any, budget: Budget) -> None:
     """Open `store`'s partitions (a RocksDB store not opened yet) within `budget`: Faust builds the
     options each partition is opened with from `rocksdb_options`, made in the store's constructor."""
     if isinstance(store, RocksDBStore):
-        store.rocksdb_options = BoundedOptions(  # type: ignore[attr-defined]  # set in __init__
-            **store.options, use_rocksdict=store.use_rocksdict, budget=budget
+        store.rocksdb_options = BoundedOptions(
+            **(store.options or {}), use_rocksdict=store.use_rocksdict, budget=budget
         )
 
 

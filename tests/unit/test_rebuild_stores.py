@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from projections.contacts import resolve_all
 from projections.keywords import DEFAULT_KEYWORDS
 from projections.rebuild import new_facts
-from streams.rebuild.local_store import LocalStore
 from streams.engine.native_heap import fix_mmap_threshold
+from streams.rebuild.local_store import LocalStore
 from streams.rebuild.parts import Part, part_argument, processes_argument, sample_argument
 from streams.rebuild.tally import Tally
 from tests.unit.test_properties import PROPERTIES

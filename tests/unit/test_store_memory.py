@@ -14,7 +14,8 @@ from streams.worker import build_service
 def test_the_write_buffers_of_every_store_of_a_worker_count_against_one_budget(tmp_path: Path) -> None:
     service = build_service(Settings(kafka_brokers="127.0.0.1:1", data_dir=tmp_path))
     budget = process_budget()
-    stores = [partition_store(table, p) for table in (service.tables.contacts, service.tables.opt_outs) for p in (0, 1)]
+    tables = (service.tables.contacts, service.tables.opt_outs)
+    stores = [partition_store(table, partition) for table in tables for partition in (0, 1)]
     charged = []
     for store in stores:
         before = budget.write_buffers.get_usage()
