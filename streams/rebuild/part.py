@@ -12,6 +12,7 @@ from typing import Any
 
 from aiokafka import TopicPartition
 
+from streams.engine.native_heap import fix_mmap_threshold
 from streams.engine.topics import MESSAGING_EVENTS, PERSON_EVENTS
 from streams.pipeline.generations import Generation
 from streams.rebuild.contacts_partition import rebuild_contacts
@@ -19,7 +20,6 @@ from streams.rebuild.context import RebuildContext
 from streams.rebuild.exchange import exchange_topic
 from streams.rebuild.group_offsets import committed_offsets
 from streams.rebuild.lists_partition import rebuild_lists
-from streams.engine.native_heap import fix_mmap_threshold
 from streams.rebuild.parts import Part
 from streams.rebuild.shipper import Shipper
 from streams.rebuild.tally import Tally

@@ -37,6 +37,7 @@ from schemas.codec import decode_opt_out_list, decode_person_event
 from schemas.errors import DecodeError, OptOutsError
 from schemas.events import OptOutList, OptOutOverridden
 from streams.engine.log_reader import read, snapshot
+from streams.engine.native_heap import fix_mmap_threshold
 from streams.engine.tables import stored
 from streams.engine.topics import (
     CONTACTS_TABLE,
@@ -56,7 +57,6 @@ from streams.rebuild.exchange import create_exchange, delete_exchange, exchange_
 from streams.rebuild.group_offsets import committed_offsets
 from streams.rebuild.lists_partition import FACT, LOGGED, rebuild_lists
 from streams.rebuild.local_store import LocalStore
-from streams.engine.native_heap import fix_mmap_threshold
 from streams.rebuild.part import peak_rss_mb
 from streams.rebuild.parts import Part
 from streams.rebuild.processes import run_parts
