@@ -32,7 +32,7 @@ from yarl import URL
 
 from streams.devtools.bench_compare import Option, compare
 from streams.devtools.workload import generate
-from streams.engine.broker import EmbeddedBroker, free_port
+from streams.engine.broker import EmbeddedBroker, free_port, stopped_with_this_process
 from streams.engine.recovery import log_end_offsets
 from streams.engine.topics import MESSAGING_EVENTS, OPT_OUTS, create_topics
 from streams.progress import Progress
@@ -244,11 +244,14 @@ class Worker:
             OPTOUTS_FETCH_MAX_WAIT=str(settings.fetch_max_wait),
             OPTOUTS_LOG_LEVEL="warning",
         )
+        # Stopped by the kernel if the bench dies, even by SIGTERM or SIGKILL (no handler runs): a
+        # worker left behind went on folding, on the cores the next run measures with.
         self.process = subprocess.Popen(
             [sys.executable, "-m", "streams", "worker"],
             env=env,
             stdout=log.open("wb"),
             stderr=subprocess.STDOUT,
+            preexec_fn=stopped_with_this_process,
         )
 
     async def folded(self, http: aiohttp.ClientSession, stage: str = "resolve") -> float:

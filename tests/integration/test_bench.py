@@ -3,17 +3,22 @@ commit (their values are not asserted: performance is measured, never tested).""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.integration.processes import ROOT, TEST_TIMEOUTS
+from tests.integration.test_pipeline import eventually
+from tests.integration.test_run import alive
 
 pytestmark = pytest.mark.integration
 
@@ -42,9 +47,14 @@ SMALL = [
 ]  # fmt: skip
 
 
-def bench(output_dir: Path, log: str, *arguments: str) -> subprocess.CompletedProcess[str]:
+def bench_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPTOUTS_")}  # its own brokers
     env.update(TEST_TIMEOUTS, PYTHONPATH=str(ROOT))
+    return env
+
+
+def bench(output_dir: Path, log: str, *arguments: str) -> subprocess.CompletedProcess[str]:
+    env = bench_env()
     result = subprocess.run(
         [sys.executable, "-m", "streams", "bench", *SMALL, *arguments],
         env=env,
@@ -99,3 +109,34 @@ def test_bench_against_a_baseline_prints_both_sides_and_their_ratios(output_dir:
         assert line["rss_mb_baseline_over_this"] > 0
     worktree = re.search(r"the baseline's worktree: (\S+)", result.stderr)
     assert worktree and not Path(worktree[1]).exists()
+
+
+def test_a_bench_killed_with_sigkill_takes_its_worker_and_its_broker_with_it(output_dir: Path) -> None:
+    # No handler runs on kill -9 (nor on a plain kill, which the bench does not catch): the kernel
+    # stops what it started, or its worker goes on folding on the cores the next run measures with.
+    log = output_dir / "bench-sigkill.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streams", "bench", "--mixes", "cold", *SMALL],
+        env=bench_env(),
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("wb"),
+    )
+    children: list[int] = []
+    try:
+        deadline = time.monotonic() + 120
+        while "the worker is folding" not in log.read_text(errors="replace"):
+            assert process.poll() is None and time.monotonic() < deadline, log.read_text(errors="replace")
+            time.sleep(0.1)
+        found = subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True, text=True, timeout=10)
+        children = [int(pid) for pid in found.stdout.split()]
+        assert len(children) == 2  # the embedded broker and the worker
+        process.kill()
+        process.wait(10)
+        eventually(lambda: not any(alive(pid) for pid in children), timeout=40)
+    finally:
+        process.kill()
+        process.wait(10)
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
