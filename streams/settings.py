@@ -178,8 +178,8 @@ class Settings(BaseSettings):
         256 * 1024,
         ge=1024,
         description=(
-            "Bytes a worker fetches at most per partition at once: the largest batch an agent folds "
-            "(about 1,000 events)"
+            "Bytes a worker fetches at most at once, per partition and for the whole fetch (or one "
+            "record batch, if a producer's is larger): the largest batch an agent folds (about 1,000 events)"
         ),
     )
     max_ahead: float = Field(

@@ -58,6 +58,12 @@ def set_fetch_max_wait(consumer: AIOKafkaConsumer, seconds: float) -> None:
     consumer._fetch_max_wait_ms = int(seconds * 1000)
 
 
+def set_fetch_max_bytes(consumer: AIOKafkaConsumer, size: int) -> None:
+    """aiokafka's bytes per fetch, all partitions together (Faust leaves aiokafka's 50 MiB); read when
+    the consumer starts."""
+    consumer._fetch_max_bytes = size
+
+
 def acked_offsets(consumer: Consumer, tp: TP) -> list[int]:
     """The offsets of `tp` acked since the last commit (Faust's list, changed in place)."""
     acked: list[int] = consumer._acked[tp]
@@ -206,6 +212,7 @@ PRIVATE_NAMES: tuple[tuple[str, type, str, str, Sequence[str]], ...] = (
     ("agent_error_handler", Agent, "_on_error", "attribute", ()),
     ("committed_offset", Consumer, "_committed_offset", "attribute", ()),
     ("set_fetch_max_wait", AIOKafkaConsumer, "_fetch_max_wait_ms", "attribute", ()),
+    ("set_fetch_max_bytes", AIOKafkaConsumer, "_fetch_max_bytes", "attribute", ()),
     ("acked_offsets", Consumer, "_acked", "attribute", ()),
     ("forget_acked", Consumer, "_acked_index", "attribute", ()),
     ("next_records", Consumer, "_wait_next_records", "method", ("self", "timeout")),

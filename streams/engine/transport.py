@@ -33,6 +33,11 @@ class PromptConsumerThread(driver.AIOKafkaConsumerThread):
         consumer = super()._create_worker_consumer(transport)
         # aiokafka reads it when the consumer starts, which is after this.
         faust_hooks.set_fetch_max_wait(consumer, batching(self.app).fetch_max_wait)
+        # A partition's batch is bounded by `consumer_max_fetch_size`, but brokers that ignore the
+        # per-partition limit (Tansu) filled one partition's batch up to aiokafka's 50 MiB per fetch:
+        # 25,000 records held at once, where a batch was meant to be about 1,000. The same bound on
+        # the whole fetch holds on every broker (a fetch is at least one record batch, as Kafka's).
+        faust_hooks.set_fetch_max_bytes(consumer, self.app.conf.consumer_max_fetch_size)
         return consumer
 
     async def seek_back(self, tp: TP, offset: int) -> None:
