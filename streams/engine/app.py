@@ -59,7 +59,7 @@ def create_app(settings: Settings) -> faust.App:
         # Every fetch hands over all it holds, partition by partition: a record limit per fetch
         # is filled from the first partitions that hold records (aiokafka's fetched_records), so a
         # backlog on the input topic starved the person events queued behind it. A partition's
-        # batch is bounded in bytes instead.
+        # batch is bounded in bytes instead, and so is the whole fetch (streams.engine.transport).
         broker_max_poll_records=None,
         consumer_max_fetch_size=settings.batch_bytes,
         # Recover tables to the changelogs' real end: brokers' high watermarks are not trusted.
