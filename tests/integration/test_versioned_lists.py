@@ -107,9 +107,10 @@ def test_a_late_older_record_found_by_the_owners_recovery_is_followed_by_the_new
 
         stored_value, stored_version = eventually(with_the_stop)
         assert stored_version is not None
-        # Stopped once it committed what it folded: a stage 1 batch folded again after the restart
-        # sends its person events again, and stage 2 folds them at new offsets, so at a version
-        # newer than the one read here (right, but not the repair this test looks for).
+        # Stopped once it committed what it folded: a batch folded again after the restart writes
+        # its keys again, at the version of its own last offset, and its bounds need not be the
+        # first fold's (the worker was still folding the shared topics' other events): a version
+        # newer than the one read here. Right, but not the repair this test looks for.
         eventually(
             lambda: committed_past_the_end(
                 kafka_brokers, app_id, {MESSAGING_EVENTS: phone, PERSON_EVENTS: person}
