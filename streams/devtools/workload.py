@@ -30,13 +30,22 @@ class Mix:
     shared_phones: float = 0.05  # of persons, sharing a phone with the next person
 
 
-def generate(n: int, persons: int, seed: int = 7, mix: Mix = Mix()) -> Iterator[dict[str, Any]]:
-    """`n` events (JSON-able dicts) over `persons` persons, the same for the same arguments."""
-    rng = random.Random(seed)
-    senders = [f"+1415555{1000 + i:04d}" for i in range(20)] + ["12345", "67890"]
+# The senders of every log: twenty long codes and two short codes.
+SENDERS = [f"+1415555{1000 + i:04d}" for i in range(20)] + ["12345", "67890"]
+
+
+def phones(persons: int, mix: Mix = Mix()) -> list[str]:
+    """Each person's phone in the logs `generate` makes over `persons` persons, by person index."""
     phone_of = [f"+1{2_000_000_000 + i * 7919 % 8_000_000_000:010d}" for i in range(persons)]
     for i in range(0, persons - 1, max(2, round(1 / mix.shared_phones))):
         phone_of[i + 1] = phone_of[i]  # two persons, one phone
+    return phone_of
+
+
+def generate(n: int, persons: int, seed: int = 7, mix: Mix = Mix()) -> Iterator[dict[str, Any]]:
+    """`n` events (JSON-able dicts) over `persons` persons, the same for the same arguments."""
+    rng = random.Random(seed)
+    phone_of = phones(persons, mix)
     recent: Window[tuple[int, str]] = Window(10_000)  # (person, sender) pairs sent to, for keywords
     emitted: Window[dict[str, Any]] = Window(5000)  # what a redelivery repeats
     for i in range(n):
@@ -49,7 +58,7 @@ def generate(n: int, persons: int, seed: int = 7, mix: Mix = Mix()) -> Iterator[
         sid = f"SM{rng.getrandbits(128):032x}"
         if roll < mix.sent or not recent:
             person = rng.randrange(persons)
-            sender = rng.choice(senders)
+            sender = rng.choice(SENDERS)
             recent.append((person, sender))
             event = _sent(sid, at, person, phone_of[person], sender)
         elif roll < mix.sent + mix.keyword:
