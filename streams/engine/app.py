@@ -49,9 +49,10 @@ def create_app(settings: Settings) -> faust.App:
         # At-least-once with an idempotent fold: some brokers' transactions cannot be trusted.
         processing_guarantee="at_least_once",
         producer_acks=-1,
-        # A few milliseconds of linger turn the agents' many small sends (table changelogs, person
-        # events, lists) into a few produce requests instead of one request each.
-        producer_linger=0.005,
+        # No linger: a STOP crosses the producer twice (its person event, then the list), and each
+        # linger was added to its latency. A batch's sends still go out in a few requests: they are
+        # all appended before the fold yields to the producer's sender (docs/performance.md).
+        producer_linger=0.0,
         producer_max_batch_size=256 * 1024,
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,

@@ -29,3 +29,12 @@ def test_an_agent_holds_a_few_fetched_batches_not_thousands() -> None:
 
     for topic in (service.topics.messaging_events, service.topics.person_events):
         assert topic.clone().queue.maxsize == BUFFERED_BATCHES == 8
+
+
+def test_the_producer_sends_what_a_batch_emitted_without_lingering() -> None:
+    # A STOP crosses the producer twice (its person event, then the person's list): each linger
+    # would be added to its latency, while a batch's sends go out together anyway, appended before
+    # the fold yields to the sender (docs/performance.md, "The STOP's tail").
+    app = create_app(Settings(kafka_brokers="127.0.0.1:9"))
+
+    assert app.producer.linger_ms == 0
